@@ -1,0 +1,1 @@
+"""Commerce: merchants and staff, catalog, carts, checkout, stock, orders, fulfilment, API."""

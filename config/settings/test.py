@@ -1,0 +1,27 @@
+"""Test settings: fast hashing, in-memory mail, and whatever database ``DATABASE_URL`` names.
+
+``make test`` points ``DATABASE_URL`` at a throwaway PostgreSQL and ``REDIS_URL`` at a throwaway
+Redis; without them the suite falls back to SQLite and the local Redis default.
+"""
+
+import os
+
+os.environ.setdefault("SANDBOX_ENABLED", "true")
+
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import SECRET_KEY as _SECRET_KEY  # noqa: E402
+
+SECRET_KEY = _SECRET_KEY or "test-secret-key-not-for-production-0123456789-abcdefghijklmnop"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+MESSENGER_APP_SECRET = MESSENGER_APP_SECRET or "test-app-secret"  # noqa: F405
+MESSENGER_VERIFY_TOKEN = MESSENGER_VERIFY_TOKEN or "test-verify-token"  # noqa: F405
+STRIPE_SECRET_KEY = STRIPE_SECRET_KEY or "sk_test_123"  # noqa: F405
+STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET or "whsec_test_secret"  # noqa: F405
+FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or "test-field-encryption-key"  # noqa: F405
+CELERY_TASK_ALWAYS_EAGER = False

@@ -1,0 +1,1 @@
+"""Shared building blocks only: errors, Money, base models, the API error handler, health views."""

@@ -1,0 +1,1 @@
+"""Messenger: webhook inbox, conversation engine, message builders, Send API outbox, Profile."""

@@ -1,0 +1,1 @@
+"""Payments: gateway interface, Stripe gateway and webhook, payments and refunds."""
