@@ -16,6 +16,22 @@ from core.models import TimeStampedModel
 from core.money import Money
 
 
+def _refuse_duplicate_in_merchant(obj, field: str, message: str) -> None:
+    """Check a per-merchant unique field in ``clean()``.
+
+    The admin hides ``merchant`` from staff forms, and Django skips constraints on fields a form
+    leaves out, so without this a duplicate would reach the database as an IntegrityError.
+    """
+    value = getattr(obj, field)
+    if not value or not obj.merchant_id:
+        return
+    clash = type(obj)._default_manager.filter(merchant_id=obj.merchant_id, **{field: value})
+    if obj.pk:
+        clash = clash.exclude(pk=obj.pk)
+    if clash.exists():
+        raise ValidationError({field: message})
+
+
 def _localized(obj, field: str, locale: str | None) -> str:
     """The Arabic text when asked for Arabic and present, else the default text."""
     if locale and locale.lower().startswith("ar"):
@@ -55,6 +71,7 @@ class Category(TimeStampedModel):
             raise ValidationError({"parent": _("The parent category belongs to another shop.")})
         if self.parent_id and self.pk and self.parent_id == self.pk:
             raise ValidationError({"parent": _("A category cannot be its own parent.")})
+        _refuse_duplicate_in_merchant(self, "slug", _("Another category already uses this slug."))
 
 
 class Product(TimeStampedModel):
@@ -96,6 +113,9 @@ class Product(TimeStampedModel):
     def clean(self) -> None:
         if self.category_id and self.merchant_id and self.category.merchant_id != self.merchant_id:
             raise ValidationError({"category": _("The category belongs to another shop.")})
+        _refuse_duplicate_in_merchant(
+            self, "handle", _("Another product already uses this handle.")
+        )
 
 
 class Variant(TimeStampedModel):
@@ -127,9 +147,15 @@ class Variant(TimeStampedModel):
     class Meta:
         ordering = ["position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["merchant", "sku"], name="uniq_variant_sku_per_merchant"),
-            models.CheckConstraint(condition=Q(price_minor__gte=0), name="variant_price_not_negative"),
-            models.CheckConstraint(condition=Q(stock_on_hand__gte=0), name="variant_stock_not_negative"),
+            models.UniqueConstraint(
+                fields=["merchant", "sku"], name="uniq_variant_sku_per_merchant"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_minor__gte=0), name="variant_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(stock_on_hand__gte=0), name="variant_stock_not_negative"
+            ),
         ]
         indexes = [models.Index(fields=["product", "is_active", "position"])]
 
@@ -148,12 +174,7 @@ class Variant(TimeStampedModel):
             self.merchant_id = self.product.merchant_id
             if not self.currency:
                 self.currency = self.product.merchant.default_currency
-        if self.sku and self.merchant_id:
-            clash = Variant.objects.filter(merchant_id=self.merchant_id, sku=self.sku)
-            if self.pk:
-                clash = clash.exclude(pk=self.pk)
-            if clash.exists():
-                raise ValidationError({"sku": _("This SKU is already used by another product.")})
+        _refuse_duplicate_in_merchant(self, "sku", _("This SKU is already used in this shop."))
 
     def save(self, *args, **kwargs) -> None:
         self.merchant_id = self.product.merchant_id

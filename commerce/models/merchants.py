@@ -58,7 +58,9 @@ class MerchantMembership(TimeStampedModel):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "merchant"], name="uniq_membership_user_merchant")
+            models.UniqueConstraint(
+                fields=["user", "merchant"], name="uniq_membership_user_merchant"
+            )
         ]
 
     def __str__(self) -> str:

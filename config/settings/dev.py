@@ -20,4 +20,4 @@ for _name, _value in {
 from config.settings.base import *  # noqa: E402,F403
 from config.settings.base import SECRET_KEY as _SECRET_KEY  # noqa: E402
 
-SECRET_KEY = _SECRET_KEY or "dev-insecure-secret-key-change-me-0123456789-abcdefghijklmnop"  # noqa: S105
+SECRET_KEY = _SECRET_KEY or "dev-insecure-secret-key-change-me-0123456789-abcdefghijklmnop"

@@ -13,8 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 os.environ["SANDBOX_ENABLED"] = "false"
 os.environ.setdefault("DEBUG", "false")
 
-from config.env import env_bool, env_database, env_int, env_list, env_str, env_url  # noqa: E402
-from config.settings.base import *  # noqa: E402,F403
+from config.env import env_bool, env_database, env_int, env_list, env_str, env_url
+from config.settings.base import *  # noqa: F403
 
 if env_bool("DEBUG"):
     raise ImproperlyConfigured("DEBUG must be false in production settings.")

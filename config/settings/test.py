@@ -8,10 +8,10 @@ import os
 
 os.environ.setdefault("SANDBOX_ENABLED", "true")
 
-from config.settings.base import *  # noqa: E402,F403
-from config.settings.base import SECRET_KEY as _SECRET_KEY  # noqa: E402
+from config.settings.base import *  # noqa: F403
+from config.settings.base import SECRET_KEY as _SECRET_KEY
 
-SECRET_KEY = _SECRET_KEY or "test-secret-key-not-for-production-0123456789-abcdefghijklmnop"  # noqa: S105
+SECRET_KEY = _SECRET_KEY or "test-secret-key-not-for-production-0123456789-abcdefghijklmnop"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

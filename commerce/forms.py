@@ -1,0 +1,91 @@
+"""Admin forms for the catalog: prices typed in major units, converted exactly to minor units."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from commerce.models import Variant
+from core.currencies import UnknownCurrencyError
+from core.money import Money
+
+
+class VariantForm(forms.ModelForm):
+    """Shows ``price`` as "12.50" and stores ``price_minor`` exactly; currency defaults to the shop's."""
+
+    price = forms.CharField(
+        label=_("price"),
+        max_length=24,
+        help_text=_("In the currency's major unit, e.g. 12.50 (USD), 500 (JPY), 1.250 (KWD)."),
+    )
+
+    class Meta:
+        model = Variant
+        fields = [
+            "product",
+            "name",
+            "name_ar",
+            "sku",
+            "options",
+            "price",
+            "currency",
+            "stock_on_hand",
+            "is_active",
+            "position",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["currency"].required = False
+        if self.instance.pk and self.instance.currency:
+            self.initial["price"] = str(self.instance.price.to_major())
+
+    def _product(self):
+        product = self.cleaned_data.get("product")
+        if product is None and self.instance.product_id:
+            product = self.instance.product
+        return product
+
+    def clean(self):
+        cleaned = super().clean()
+        product = self._product()
+        currency = cleaned.get("currency") or (product.merchant.default_currency if product else "")
+        raw_price = (cleaned.get("price") or "").strip()
+        if not currency or not raw_price:
+            return cleaned
+        cleaned["currency"] = currency
+        try:
+            amount = Decimal(raw_price)
+        except InvalidOperation:
+            self.add_error("price", _("Enter a number such as 12.50."))
+            return cleaned
+        if amount < 0:
+            self.add_error("price", _("The price cannot be negative."))
+            return cleaned
+        try:
+            money = Money.from_major(amount, currency)
+        except (ValueError, UnknownCurrencyError) as exc:
+            self.add_error("price", str(exc))
+            return cleaned
+        self.instance.price_minor = money.amount_minor
+        self.instance.currency = currency
+        return cleaned
+
+
+class UniqueSkuInlineFormSet(forms.BaseInlineFormSet):
+    """Two new variants in one save with the same SKU: refuse before the database does."""
+
+    def clean(self):
+        super().clean()
+        seen: dict[str, int] = {}
+        for index, form in enumerate(self.forms):
+            if not hasattr(form, "cleaned_data") or form.cleaned_data.get("DELETE"):
+                continue
+            sku = (form.cleaned_data.get("sku") or "").strip()
+            if not sku:
+                continue
+            if sku in seen:
+                form.add_error("sku", _("This SKU appears twice in this product."))
+            seen[sku] = index
