@@ -13,7 +13,7 @@ from core.money import Money
 
 
 class VariantForm(forms.ModelForm):
-    """Shows ``price`` as "12.50" and stores ``price_minor`` exactly; currency defaults to the shop's."""
+    """Price typed as "12.50", stored exactly in ``price_minor``; currency: the shop's default."""
 
     price = forms.CharField(
         label=_("price"),

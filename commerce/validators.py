@@ -12,7 +12,7 @@ ALLOWED_IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 
 
 def validate_product_image(upload) -> None:
-    """Refuse files that are too large, not images, of an unsupported format, or too big in pixels."""
+    """Refuse files too large, not images, of an unsupported format, or too big in pixels."""
     limit = settings.PRODUCT_IMAGE_MAX_BYTES
     if upload.size > limit:
         raise ValidationError(

@@ -1,4 +1,4 @@
-"""The Celery application. Settings come from Django's (``CELERY_*``); tasks are found in the apps."""
+"""The Celery application: settings from Django's ``CELERY_*``, tasks found in the apps."""
 
 import os
 

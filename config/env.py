@@ -1,7 +1,7 @@
 """Strict readers for environment variables.
 
 Every reader names the variable in its error, so a malformed or missing value stops start-up with
-a message an operator can act on (``ImproperlyConfigured: DEBUG must be true or false, got 'maybe'``).
+a message an operator can act on (``DEBUG must be true or false, got 'maybe'``).
 A ``.env`` file at the repository root is read first; real environment variables win over it.
 """
 

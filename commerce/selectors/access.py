@@ -26,7 +26,7 @@ def user_is_operator(user) -> bool:
 
 
 def user_roles(user) -> dict[int, str]:
-    """``{merchant_id: role}`` of the user's memberships in active merchants (cached on the user)."""
+    """``{merchant_id: role}`` of the user's memberships in active merchants (cached)."""
     if not (user and user.is_authenticated and user.is_active):
         return {}
     cached = getattr(user, "_cc_roles", None)
