@@ -80,12 +80,12 @@ class CategoryAdmin(MerchantScopedAdmin):
     autocomplete_fields = ["parent"]
     actions = ["activate", "deactivate"]
 
-    @admin.action(description=_("Show selected categories in the chat"))
+    @admin.action(permissions=["change"], description=_("Show selected categories in the chat"))
     def activate(self, request, queryset):
         updated = queryset.update(is_active=True)
         self.message_user(request, _("%d categories shown.") % updated, messages.SUCCESS)
 
-    @admin.action(description=_("Hide selected categories from the chat"))
+    @admin.action(permissions=["change"], description=_("Hide selected categories from the chat"))
     def deactivate(self, request, queryset):
         updated = queryset.update(is_active=False)
         self.message_user(request, _("%d categories hidden.") % updated, messages.SUCCESS)
@@ -180,12 +180,12 @@ class ProductAdmin(ProductCSVAdminMixin, MerchantScopedAdmin):
     def variant_count(self, obj):
         return obj._variants or 0
 
-    @admin.action(description=_("Show selected products in the chat"))
+    @admin.action(permissions=["change"], description=_("Show selected products in the chat"))
     def activate(self, request, queryset):
         updated = queryset.update(is_active=True)
         self.message_user(request, _("%d products shown.") % updated, messages.SUCCESS)
 
-    @admin.action(description=_("Hide selected products from the chat"))
+    @admin.action(permissions=["change"], description=_("Hide selected products from the chat"))
     def deactivate(self, request, queryset):
         updated = queryset.update(is_active=False)
         self.message_user(request, _("%d products hidden.") % updated, messages.SUCCESS)
@@ -214,12 +214,12 @@ class VariantAdmin(MerchantScopedAdmin):
     def price_display(self, obj):
         return _money(obj.price_minor, obj.currency)
 
-    @admin.action(description=_("Make selected variants available"))
+    @admin.action(permissions=["change"], description=_("Make selected variants available"))
     def activate(self, request, queryset):
         updated = queryset.update(is_active=True)
         self.message_user(request, _("%d variants available.") % updated, messages.SUCCESS)
 
-    @admin.action(description=_("Make selected variants unavailable"))
+    @admin.action(permissions=["change"], description=_("Make selected variants unavailable"))
     def deactivate(self, request, queryset):
         updated = queryset.update(is_active=False)
         self.message_user(request, _("%d variants unavailable.") % updated, messages.SUCCESS)

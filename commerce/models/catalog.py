@@ -170,10 +170,15 @@ class Variant(TimeStampedModel):
         return _localized(self, "name", locale)
 
     def clean(self) -> None:
-        if self.product_id:
-            self.merchant_id = self.product.merchant_id
+        # In an admin add view the product may not be saved yet, so use the object, not the id.
+        try:
+            product = self.product
+        except Product.DoesNotExist:
+            product = None
+        if product is not None and product.merchant_id:
+            self.merchant_id = product.merchant_id
             if not self.currency:
-                self.currency = self.product.merchant.default_currency
+                self.currency = product.merchant.default_currency
         _refuse_duplicate_in_merchant(self, "sku", _("This SKU is already used in this shop."))
 
     def save(self, *args, **kwargs) -> None:

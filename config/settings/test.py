@@ -25,3 +25,6 @@ STRIPE_SECRET_KEY = STRIPE_SECRET_KEY or "sk_test_123"  # noqa: F405
 STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET or "whsec_test_secret"  # noqa: F405
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or "test-field-encryption-key"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
+# Serve static files through the finders: the suite never runs collectstatic.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
