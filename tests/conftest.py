@@ -1,0 +1,102 @@
+"""Fixtures shared by the whole suite. Keep each topic in its own section.
+
+``make test`` runs the suite against a throwaway PostgreSQL (``DATABASE_URL``) and a throwaway
+Redis (``REDIS_URL``). Run bare (``pytest``), it falls back to SQLite, and tests marked
+``postgres`` or ``redis`` are skipped with a reason when those servers are not there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# --------------------------------------------------------------------------------------------
+# Markers: skip (never silently pass) tests whose server is missing outside `make test`.
+# --------------------------------------------------------------------------------------------
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run `make test` or set DATABASE_URL=postgres://...")
+    # An explicit REDIS_URL (as `make test` sets) means Redis must be there: fail, don't skip.
+    if (
+        item.get_closest_marker("redis")
+        and "REDIS_URL" not in os.environ
+        and not _redis_answers(settings.REDIS_URL)
+    ):
+        pytest.skip("needs Redis: run `make test` or set REDIS_URL=redis://...")
+
+
+# --------------------------------------------------------------------------------------------
+# Private servers: a redis-server of a test's own, to stop and start at will.
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RedisServer:
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server subprocess on a free port, stopped (if still running) after the test."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    port = free_port()
+    command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(process=process, port=port)
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(server.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"private redis-server on port {port} did not start")
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.stop()
