@@ -1,11 +1,34 @@
+from commerce.models.carts import Cart, CartLine
 from commerce.models.catalog import Category, Product, ProductImage, Variant
+from commerce.models.customers import Address, Customer
 from commerce.models.merchants import Merchant, MerchantMembership
+from commerce.models.orders import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Shipment,
+    StockReservation,
+)
+from commerce.models.shipping import ShippingMethod, Voucher
 
 __all__ = [
+    "Address",
+    "Cart",
+    "CartLine",
     "Category",
+    "Customer",
     "Merchant",
     "MerchantMembership",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "OrderStatus",
     "Product",
     "ProductImage",
+    "Shipment",
+    "ShippingMethod",
+    "StockReservation",
     "Variant",
+    "Voucher",
 ]

@@ -141,6 +141,8 @@ class Variant(TimeStampedModel):
     stock_on_hand = models.IntegerField(
         default=0, validators=[MinValueValidator(0, _("Stock cannot be negative."))]
     )
+    # Units held by unpaid orders. Changed only by the stock services with conditional F() updates.
+    stock_reserved = models.IntegerField(default=0, editable=False)
     is_active = models.BooleanField(default=True)
     position = models.PositiveIntegerField(default=0)
 
@@ -156,6 +158,9 @@ class Variant(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(stock_on_hand__gte=0), name="variant_stock_not_negative"
             ),
+            models.CheckConstraint(
+                condition=Q(stock_reserved__gte=0), name="variant_reserved_not_negative"
+            ),
         ]
         indexes = [models.Index(fields=["product", "is_active", "position"])]
 
@@ -165,6 +170,10 @@ class Variant(TimeStampedModel):
     @property
     def price(self) -> Money:
         return Money(self.price_minor, self.currency)
+
+    @property
+    def stock_available(self) -> int:
+        return max(self.stock_on_hand - self.stock_reserved, 0)
 
     def localized_name(self, locale: str | None) -> str:
         return _localized(self, "name", locale)

@@ -34,6 +34,18 @@ class Merchant(TimeStampedModel):
         validators=[MinValueValidator(1), MaxValueValidator(999)],
         help_text=_("The most units of one variant a shopper may put in a cart."),
     )
+    tax_rate_bp = models.PositiveIntegerField(
+        _("tax rate (basis points)"),
+        default=0,
+        validators=[MaxValueValidator(10000)],
+        help_text=_("500 is 5%. Zero: no tax line."),
+    )
+    prices_include_tax = models.BooleanField(
+        default=False, help_text=_("Catalog prices already include the tax (VAT style).")
+    )
+    tax_label = models.CharField(max_length=20, default="Tax", blank=True)
+    # Last order sequence number handed out; incremented with an F() update under the row lock.
+    order_sequence = models.PositiveIntegerField(default=1000, editable=False)
 
     class Meta:
         ordering = ["name"]
