@@ -1,0 +1,131 @@
+"""Admin for Messenger pages. Scoping by merchant comes from ``commerce.admin_tenancy``.
+
+The page access token is write-only here: the form never renders it (a password input left empty
+keeps the stored token) and lists show at most its last four characters.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from commerce.admin_tenancy import MerchantScopedAdmin
+from messenger.models import MessengerPage
+
+MASK = "••••"
+
+
+def mask_token(token: str) -> str:
+    """``"•••• abcd"``: the last four characters, and only of a token long enough to spare them."""
+    if not token:
+        return "–"
+    if len(token) < 12:
+        return MASK
+    return f"{MASK} {token[-4:]}"
+
+
+class MessengerPageForm(forms.ModelForm):
+    access_token = forms.CharField(
+        label=_("page access token"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Paste a new token to replace the stored one; leave empty to keep it."),
+    )
+    clear_access_token = forms.BooleanField(
+        label=_("remove the stored token"),
+        required=False,
+    )
+
+    class Meta:
+        model = MessengerPage
+        fields = [
+            "merchant",
+            "name",
+            "page_id",
+            "access_token",
+            "clear_access_token",
+            "mode",
+            "is_test_mode",
+            "greeting_en",
+            "greeting_ar",
+            "is_active",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Never hand the plaintext to the page, and count an empty input as "unchanged".
+        self.initial["access_token"] = ""
+        self._token_replaced = False
+
+    def clean(self):
+        cleaned = super().clean()
+        new_token = cleaned.get("access_token") or ""
+        if cleaned.get("clear_access_token"):
+            if new_token:
+                self.add_error(
+                    "clear_access_token",
+                    _("Either paste a new token or remove the stored one, not both."),
+                )
+            cleaned["access_token"] = ""
+        elif new_token:
+            self._token_replaced = new_token != self.instance.access_token
+        else:
+            cleaned["access_token"] = self.instance.access_token or ""
+        return cleaned
+
+    def save(self, commit=True):
+        if self._token_replaced:
+            # A new token is a fix for a rejected one: let the outbox use the page again.
+            self.instance.token_invalid_at = None
+        return super().save(commit=commit)
+
+
+@admin.register(MessengerPage)
+class MessengerPageAdmin(MerchantScopedAdmin):
+    form = MessengerPageForm
+    list_display = [
+        "name",
+        "page_id",
+        "merchant",
+        "mode",
+        "is_test_mode",
+        "is_active",
+        "token_display",
+        "token_accepted",
+        "updated_at",
+    ]
+    list_filter = [
+        "merchant",
+        "mode",
+        "is_active",
+        "is_test_mode",
+        ("token_invalid_at", admin.EmptyFieldListFilter),
+    ]
+    list_select_related = ["merchant"]
+    search_fields = ["name", "page_id", "merchant__name"]
+    autocomplete_fields = ["merchant"]
+    readonly_fields = ["stored_token", "token_invalid_at", "created_at", "updated_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = [name for name in super().get_fields(request, obj) if name != "stored_token"]
+        if obj is None:  # nothing stored yet: nothing to show or remove
+            return [name for name in fields if name != "clear_access_token"]
+        if "access_token" in fields:
+            fields.insert(fields.index("access_token"), "stored_token")
+        return fields
+
+    @admin.display(description=_("token"))
+    def token_display(self, obj):
+        return mask_token(obj.access_token)
+
+    @admin.display(description=_("stored token"))
+    def stored_token(self, obj):
+        return mask_token(obj.access_token) if obj else "–"
+
+    @admin.display(description=_("token accepted"), boolean=True)
+    def token_accepted(self, obj):
+        """Unknown (no icon) without a token; no once the Graph API rejected it (error 190)."""
+        if not obj.access_token:
+            return None
+        return obj.token_invalid_at is None
