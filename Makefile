@@ -21,8 +21,11 @@ venv: $(VENV_STAMP)
 
 # pip runs again only when pyproject.toml is newer than the stamp (new or changed dependencies).
 $(VENV_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { \
+		echo "error: '$(PYTHON)' not found: install Python 3.11+ or run make PYTHON=/path/to/python3.11 ..." >&2; \
+		exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-		echo "error: '$(PYTHON)' must be Python 3.11 or newer (found: $$($(PYTHON) --version 2>&1 || echo none)); use make PYTHON=python3.11 ..." >&2; \
+		echo "error: Python 3.11+ needed, '$(PYTHON)' is $$($(PYTHON) --version 2>&1 | head -n1); run make PYTHON=/path/to/python3.11 ..." >&2; \
 		exit 1; }
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { \
 		echo "error: '$(PYTHON) -m venv' failed; on Debian install the python3-venv package" >&2; \
