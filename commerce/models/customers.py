@@ -82,10 +82,17 @@ class Address(TimeStampedModel):
     postal_code = models.CharField(max_length=20, blank=True)
     country = models.CharField(max_length=2, validators=[validate_country])
     phone = models.CharField(max_length=20, blank=True)
-    is_default = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-is_default", "-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(is_default=True),
+                name="uniq_default_address_per_customer",
+            ),
+        ]
 
     def __str__(self) -> str:
         return ", ".join(p for p in [self.name, self.line1, self.city, self.country] if p)

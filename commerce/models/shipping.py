@@ -91,6 +91,10 @@ class Voucher(TimeStampedModel):
                 ),
                 name="voucher_value_matches_kind",
             ),
+            models.CheckConstraint(
+                condition=Q(kind="percentage") | ~Q(currency=""),
+                name="voucher_fixed_has_currency",
+            ),
         ]
 
     def __str__(self) -> str:
