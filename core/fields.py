@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import FieldError
 from django.db import models
-from django.db.models.lookups import IsNull
+from django.db.models.lookups import Exact, IsNull
 
 from core import crypto
+
+
+class _EmptyOnlyExact(Exact):
+    """``field=""`` finds rows without a value; any other value could never match: refuse it."""
+
+    def get_prep_lookup(self):
+        if self.rhs != "":
+            raise FieldError(
+                "An encrypted field can only be compared with an empty string: its stored value "
+                "is different on every save."
+            )
+        return super().get_prep_lookup()
 
 
 class EncryptedTextField(models.TextField):
@@ -15,9 +28,10 @@ class EncryptedTextField(models.TextField):
     save (Fernet uses a random IV and a timestamp). An empty string is stored as an empty string,
     so ``blank=True`` fields can be told apart from set ones without decrypting.
 
-    Because the ciphertext is not deterministic the column cannot be searched: only ``isnull``
-    lookups are allowed (filtering on a value would silently match nothing). Don't use it in
-    ``unique``, ``search_fields`` or ``ordering``.
+    Because the ciphertext is not deterministic the column cannot be searched: the only lookups
+    are ``isnull`` and ``exact`` with an empty string (filtering on a value would silently match
+    nothing, so it raises ``FieldError``). Don't use it in ``unique``, ``search_fields`` or
+    ``ordering``.
     """
 
     description = "Text encrypted at rest"
@@ -38,9 +52,11 @@ class EncryptedTextField(models.TextField):
             raise crypto.DecryptionError(f"{label}: {exc}") from exc
 
     def get_lookup(self, lookup_name):
-        if lookup_name != IsNull.lookup_name:
-            return None  # Django then raises FieldError("Unsupported lookup ...").
-        return super().get_lookup(lookup_name)
+        if lookup_name == Exact.lookup_name:
+            return _EmptyOnlyExact
+        if lookup_name == IsNull.lookup_name:
+            return super().get_lookup(lookup_name)
+        return None  # Django then raises FieldError("Unsupported lookup ...").
 
     def get_transform(self, lookup_name):
         return None

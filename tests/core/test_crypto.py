@@ -146,8 +146,21 @@ def test_key_is_read_when_used_not_at_import(settings):
 
 
 @pytest.mark.django_db
-def test_encrypted_column_cannot_be_filtered_on():
+def test_encrypted_column_cannot_be_filtered_on_a_value():
     """A filter on the value could never match (random IV): refuse it instead of returning []."""
-    with pytest.raises(FieldError):
+    with pytest.raises(FieldError, match="empty string"):
         list(MessengerPage.objects.filter(access_token=TOKEN))
-    assert list(MessengerPage.objects.filter(access_token__isnull=True)) == []
+    with pytest.raises(FieldError):
+        list(MessengerPage.objects.filter(access_token__icontains="EAA"))
+
+
+@pytest.mark.django_db
+def test_pages_without_a_token_can_be_found():
+    with_token = _page()
+    without = MessengerPage.objects.create(
+        merchant=with_token.merchant, page_id="2", name="No token", access_token=""
+    )
+
+    assert list(MessengerPage.objects.filter(access_token="")) == [without]
+    assert list(MessengerPage.objects.exclude(access_token="")) == [with_token]
+    assert not MessengerPage.objects.filter(access_token__isnull=True).exists()
