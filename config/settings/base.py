@@ -180,6 +180,13 @@ CELERY_TIMEZONE = "UTC"
 # The apps add their periodic tasks here (expiry, inbox sweep, reminders) as their issues land.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "core-heartbeat": {"task": "core.tasks.heartbeat", "schedule": timedelta(minutes=1)},
+    # Unpaid orders past their reservation: expire them and release the stock. A run
+    # still queued after 55 s is dropped: the next one does the same work.
+    "commerce-expire-unpaid-orders": {
+        "task": "commerce.tasks.expire_unpaid_orders",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 55},
+    },
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -1,0 +1,15 @@
+"""Periodic commerce work, run by Celery beat. Thin: each task calls one service."""
+
+from celery import shared_task
+
+from commerce.services.orders import order_expire_due
+
+
+@shared_task(ignore_result=True)
+def expire_unpaid_orders() -> int:
+    """Expire unpaid orders whose stock reservation ran out and release their stock.
+
+    Every minute from beat. Safe to overlap with itself and with payments (see
+    ``order_expire_due``); returns how many orders this run expired.
+    """
+    return order_expire_due()
