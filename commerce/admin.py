@@ -28,6 +28,33 @@ class MerchantAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "default_currency", "default_locale"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "is_active"]}),
+        (
+            _("Language and support"),
+            {
+                "fields": [
+                    "default_currency",
+                    "default_locale",
+                    "support_email",
+                    "support_phone",
+                    "support_url",
+                ]
+            },
+        ),
+        (
+            _("Orders and tax"),
+            {
+                "fields": [
+                    "order_number_prefix",
+                    "max_line_quantity",
+                    "tax_rate_bp",
+                    "prices_include_tax",
+                    "tax_label",
+                ]
+            },
+        ),
+    ]
 
     def get_queryset(self, request):
         return merchants_for_user(request.user)
@@ -232,3 +259,6 @@ class ProductImageAdmin(MerchantScopedAdmin):
     list_select_related = ["product"]
     search_fields = ["alt_text", "product__title"]
     autocomplete_fields = ["product"]
+
+
+from commerce import admin_orders  # noqa: E402,F401
