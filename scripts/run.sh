@@ -148,6 +148,7 @@ main() {
     export GRAPH_API_BASE=${GRAPH_API_BASE:-$PUBLIC_BASE_URL/sandbox/graph}
     export STRIPE_API_BASE=${STRIPE_API_BASE:-$PUBLIC_BASE_URL/sandbox/stripe}
     mkdir -p "$RUN_DIR"
+    port_is_free "$PORT" || die "port $PORT is in use: stop what uses it, or run PORT=8001 make run"
 
     trap cleanup EXIT
     trap 'exit 130' INT

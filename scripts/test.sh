@@ -74,9 +74,10 @@ free_port() {
 }
 
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the postgres user.
+# Commands run from inside WORK_DIR: the postgres user may not be allowed into the checkout.
 as_pg_owner() {
     if is_root; then
-        runuser -u postgres -- "$@"
+        (cd "$WORK_DIR" && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -157,9 +158,14 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/chatcommerce-test.XXXXXX")
-    # The postgres user must own the directory (cluster, socket); it stays private to that user.
-    is_root && chown postgres: "$WORK_DIR"
+    if is_root; then
+        # /tmp, whatever TMPDIR says: the postgres user must be able to reach the directory.
+        # It owns it (cluster, socket), and the directory stays private to that user.
+        WORK_DIR=$(mktemp -d /tmp/chatcommerce-test.XXXXXX)
+        chown postgres: "$WORK_DIR"
+    else
+        WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/chatcommerce-test.XXXXXX")
+    fi
 
     local pg_port redis_port
     pg_port=$(free_port)
