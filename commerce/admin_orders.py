@@ -41,8 +41,18 @@ from commerce.models import (
     Voucher,
 )
 from commerce.models.customers import COUNTRY_CODES
-from commerce.selectors.access import user_can_view_merchant, user_is_operator, user_roles
-from commerce.services.orders import order_cancel, order_fulfil, order_mark_delivered
+from commerce.selectors.access import (
+    user_can_edit_catalog,
+    user_can_view_merchant,
+    user_is_operator,
+    user_roles,
+)
+from commerce.services.orders import (
+    TRANSITIONS,
+    order_cancel,
+    order_fulfil,
+    order_mark_delivered,
+)
 from core.currencies import UnknownCurrencyError
 from core.exceptions import ApplicationError
 from core.money import Money
@@ -105,7 +115,7 @@ STATUS_COLOURS = {
 }
 
 
-def _sum_per(model, *, parent: str, expression):
+def _aggregate_per(model, *, parent: str, expression):
     """A subquery of one aggregate per parent row: no join, so search cannot multiply it."""
     return Subquery(
         model.objects.filter(**{parent: OuterRef("pk")})
@@ -120,6 +130,8 @@ class ReadOnlyInline(admin.TabularInline):
     """An inline shown for reading only. Its rows are the parent's, which is already scoped;
     Django passes the *parent* (an order, customer or cart) as ``obj``."""
 
+    template = "admin/commerce/edit_inline/readonly_tabular.html"
+    empty_text = _("None yet.")
     extra = 0
     max_num = 0
     can_delete = False
@@ -143,6 +155,15 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 class ScopedAdmin(MerchantScopedAdmin):
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        # Staff of several merchants may put a row only where they edit, not where they support.
+        user = request.user
+        if field is not None and db_field.related_model is Merchant and not user_is_operator(user):
+            editable = [pk for pk in user_roles(user) if user_can_edit_catalog(user, pk)]
+            field.queryset = field.queryset.filter(pk__in=editable)
+        return field
+
     def get_list_filter(self, request):
         # RelatedFieldListFilter would list every merchant; offer only those with visible rows.
         return [
@@ -197,6 +218,7 @@ class OrderLineInline(ReadOnlyInline):
 
 class ShipmentInline(ReadOnlyInline):
     model = Shipment
+    empty_text = _("Not shipped yet.")
     fields = [
         "carrier",
         "tracking_number",
@@ -231,10 +253,10 @@ class OrderEventInline(ReadOnlyInline):
 
 
 class FulfilForm(forms.Form):
-    carrier = forms.CharField(label=_("carrier"), max_length=60)
-    tracking_number = forms.CharField(label=_("tracking number"), max_length=80, required=False)
+    carrier = forms.CharField(label=_("Carrier"), max_length=60)
+    tracking_number = forms.CharField(label=_("Tracking number"), max_length=80, required=False)
     tracking_url = forms.URLField(
-        label=_("tracking URL"),
+        label=_("Tracking URL"),
         max_length=500,
         required=False,
         assume_scheme="https",
@@ -245,7 +267,7 @@ class FulfilForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(
-        label=_("reason"),
+        label=_("Reason"),
         max_length=250,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=_("Kept on the order's timeline."),
@@ -326,7 +348,7 @@ class OrderAdmin(ReadOnlyScopedAdmin):
     ]
 
     def get_queryset(self, request):
-        items = _sum_per(OrderLine, parent="order", expression=Sum("quantity"))
+        items = _aggregate_per(OrderLine, parent="order", expression=Sum("quantity"))
         return super().get_queryset(request).annotate(_items=items)
 
     # -- permissions: nobody edits an order; the actions go through the order services --------
@@ -388,10 +410,16 @@ class OrderAdmin(ReadOnlyScopedAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            # Offer only the buttons the state machine allows now; the services still decide.
+            # A shipped order may get further (partial) shipments, hence "or FULFILLED".
+            allowed = TRANSITIONS.get(obj.status, frozenset())
             context.update(
-                can_fulfil=self.has_fulfil_permission(request, obj),
-                can_deliver=self.has_deliver_permission(request, obj),
-                can_cancel=self.has_cancel_permission(request, obj),
+                can_fulfil=self.has_fulfil_permission(request, obj)
+                and (OrderStatus.FULFILLED in allowed or obj.status == OrderStatus.FULFILLED),
+                can_deliver=self.has_deliver_permission(request, obj)
+                and OrderStatus.DELIVERED in allowed,
+                can_cancel=self.has_cancel_permission(request, obj)
+                and OrderStatus.CANCELLED in allowed,
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -733,13 +761,15 @@ class CartAdmin(ReadOnlyScopedAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                _items=_sum_per(CartLine, parent="cart", expression=Sum("quantity")),
-                _value=_sum_per(
+                _items=_aggregate_per(CartLine, parent="cart", expression=Sum("quantity")),
+                _value=_aggregate_per(
                     CartLine,
                     parent="cart",
                     expression=Sum(F("variant__price_minor") * F("quantity")),
                 ),
-                _currency=_sum_per(CartLine, parent="cart", expression=Max("variant__currency")),
+                _currency=_aggregate_per(
+                    CartLine, parent="cart", expression=Max("variant__currency")
+                ),
             )
         )
 

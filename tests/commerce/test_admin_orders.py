@@ -262,9 +262,22 @@ def test_order_page_shows_amounts_lines_and_timeline(staff_client, shops):
     assert "$15.00" in content  # the line's unit price
     assert "ALP-TEE-M" in content
     assert "from the chat" in content
-    assert f"{ORDERS}{order.pk}/fulfil/" in content
-    assert f"{ORDERS}{order.pk}/cancel/" in content
     assert 'name="_save"' not in content  # read-only
+
+
+def test_order_page_offers_the_buttons_its_status_allows(staff_client, shops):
+    paid, pending = shops["a"]["order"], shops["a"]["pending"]
+    content = staff_client.get(f"{ORDERS}{paid.pk}/change/").content.decode()
+    assert f"{ORDERS}{paid.pk}/fulfil/" in content
+    assert f"{ORDERS}{paid.pk}/cancel/" not in content  # paid: refund, not cancel
+    assert f"{ORDERS}{paid.pk}/deliver/" not in content  # not shipped yet
+    content = staff_client.get(f"{ORDERS}{pending.pk}/change/").content.decode()
+    assert f"{ORDERS}{pending.pk}/cancel/" in content
+    assert f"{ORDERS}{pending.pk}/fulfil/" not in content
+    order_fulfil(order=paid, carrier="DHL")
+    content = staff_client.get(f"{ORDERS}{paid.pk}/change/").content.decode()
+    assert f"{ORDERS}{paid.pk}/deliver/" in content
+    assert f"{ORDERS}{paid.pk}/fulfil/" in content  # a further parcel
 
 
 def test_order_list_formats_totals_in_the_orders_currency(client, shops):
@@ -465,7 +478,6 @@ def test_support_role_can_fulfil_and_deliver(support_client, shops):
     order = shops["a"]["order"]
     page = support_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
     assert f"{ORDERS}{order.pk}/fulfil/" in page
-    assert f"{ORDERS}{order.pk}/cancel/" not in page
     support_client.post(f"{ORDERS}{order.pk}/fulfil/", {"carrier": "DHL"})
     support_client.post(
         ORDERS, {"action": "mark_delivered", "_selected_action": [order.pk], "post": "yes"}
@@ -477,6 +489,8 @@ def test_support_role_can_fulfil_and_deliver(support_client, shops):
 def test_support_role_cannot_cancel(support_client, shops):
     order = shops["a"]["pending"]
     before = _snapshot(order)
+    page = support_client.get(f"{ORDERS}{order.pk}/change/").content.decode()
+    assert f"{ORDERS}{order.pk}/cancel/" not in page
     assert support_client.get(f"{ORDERS}{order.pk}/cancel/").status_code == 403
     assert support_client.post(f"{ORDERS}{order.pk}/cancel/", {"reason": "x"}).status_code == 403
     actions = support_client.get(ORDERS).context["action_form"].fields["action"].choices
@@ -623,6 +637,20 @@ def test_voucher_amounts_are_converted_exactly(client, currency, typed, minor):
         minor,
     )
     assert (voucher.currency, voucher.percent_bp) == (currency, None)
+
+
+def test_staff_put_vouchers_only_where_they_edit_not_where_they_support(client, shops):
+    user = staff_create(merchant=shops["a"]["merchant"], role=Role.MANAGER)
+    MerchantMembership.objects.create(user=user, merchant=shops["b"]["merchant"], role=Role.SUPPORT)
+    client.force_login(user)
+    form = client.get("/admin/commerce/voucher/add/").context["adminform"].form
+    assert list(form.fields["merchant"].queryset) == [shops["a"]["merchant"]]
+    response = client.post(
+        "/admin/commerce/voucher/add/", _voucher_form(merchant=shops["b"]["merchant"].pk)
+    )
+    assert response.status_code == 200
+    assert "merchant" in response.context["adminform"].form.errors
+    assert not Voucher.objects.filter(code="WELCOME").exists()
 
 
 def test_voucher_percentage_is_typed_as_a_percentage(client):
