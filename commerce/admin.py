@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
 from django.utils.html import format_html
 from django.utils.translation import get_language
@@ -28,6 +29,7 @@ class MerchantAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "default_currency", "default_locale"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active"]}),
         (
@@ -58,6 +60,16 @@ class MerchantAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return merchants_for_user(request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Owners run their shop; only operators rename its slug or switch it off (an owner who
+        # deactivated their own merchant would lose access to it).
+        if user_is_operator(request.user):
+            return []
+        return ["slug", "is_active"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if user_is_operator(request.user) else {}
 
     def has_module_permission(self, request):
         return merchants_for_user(request.user).exists()
@@ -137,7 +149,6 @@ class VariantInline(MerchantScopedInline, admin.TabularInline):
 
 class ProductImageInline(MerchantScopedInline, admin.TabularInline):
     model = ProductImage
-    merchant_path = "product__merchant"
     extra = 1
     fields = ["preview", "image", "alt_text", "position"]
     readonly_fields = ["preview"]

@@ -11,7 +11,17 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 
-from commerce.models import Category, Merchant, Product, Variant
+from commerce.models import (
+    Cart,
+    Category,
+    Customer,
+    Merchant,
+    Order,
+    Product,
+    ShippingMethod,
+    Variant,
+    Voucher,
+)
 from commerce.selectors.access import (
     merchant_ids_for_user,
     merchants_for_user,
@@ -28,14 +38,41 @@ SCOPED_CHOICES: dict[type[models.Model], str] = {
     Category: "merchant",
     Product: "merchant",
     Variant: "merchant",
+    Customer: "merchant",
+    Cart: "merchant",
+    ShippingMethod: "merchant",
+    Voucher: "merchant",
+    Order: "merchant",
 }
 
 
+def editable_merchants(user):
+    """Merchants in which the user may create and change rows (not those where they only read)."""
+    merchants = merchants_for_user(user)
+    if user_is_operator(user):
+        return merchants
+    return merchants.filter(
+        pk__in=[pk for pk in merchant_ids_for_user(user) if user_can_edit_catalog(user, pk)]
+    )
+
+
+def register_scoped_choices(model: type[models.Model], merchant_path: str) -> None:
+    """Let another app scope foreign-key choices to its own merchant-owned model.
+
+    ``messenger`` registers its pages here in ``AppConfig.ready``; commerce never imports it.
+    """
+    SCOPED_CHOICES[model] = merchant_path
+
+
 def scoped_choices(model: type[models.Model], queryset, user):
+    """Choices for a foreign key in a form: rows of merchants the user may write to."""
     if model is Merchant:
-        return merchants_for_user(user)
+        return editable_merchants(user)
     path = SCOPED_CHOICES.get(model)
-    return scope_queryset(queryset, user=user, merchant_path=path) if path else queryset
+    if path is None or user_is_operator(user):
+        return queryset
+    editable_ids = editable_merchants(user).values_list("pk", flat=True)
+    return queryset.filter(**{f"{path}__in": list(editable_ids)})
 
 
 class _ScopedPermissions:
@@ -101,9 +138,11 @@ class MerchantScopedAdmin(_ScopedPermissions, admin.ModelAdmin):
         form = super().get_form(request, obj, **kwargs)
         if obj is not None or not self._owns_merchant_field():
             return form
-        if self._user_chooses_merchant(request) or not merchant_ids_for_user(request.user):
+        if self._user_chooses_merchant(request):
             return form
-        merchant_id = merchant_ids_for_user(request.user)[0]
+        merchant_id = self._single_editable_merchant_id(request)
+        if merchant_id is None:
+            return form
 
         class MerchantSetForm(form):
             """Sets the user's merchant before validation, so model checks see it."""
@@ -117,6 +156,10 @@ class MerchantScopedAdmin(_ScopedPermissions, admin.ModelAdmin):
     def _user_chooses_merchant(self, request) -> bool:
         return user_is_operator(request.user) or len(merchant_ids_for_user(request.user)) > 1
 
+    def _single_editable_merchant_id(self, request) -> int | None:
+        ids = list(editable_merchants(request.user).values_list("pk", flat=True)[:2])
+        return ids[0] if len(ids) == 1 else None
+
     def get_list_display(self, request):
         display = list(super().get_list_display(request))
         if not self._user_chooses_merchant(request) and "merchant" in display:
@@ -125,15 +168,30 @@ class MerchantScopedAdmin(_ScopedPermissions, admin.ModelAdmin):
 
     def get_list_filter(self, request):
         filters = list(super().get_list_filter(request))
-        if not self._user_chooses_merchant(request) and "merchant" in filters:
-            filters.remove("merchant")
+        if "merchant" in filters:
+            index = filters.index("merchant")
+            if self._user_chooses_merchant(request):
+                # Django's default filter would list every merchant in the installation.
+                filters[index] = ("merchant", admin.RelatedOnlyFieldListFilter)
+            else:
+                filters.pop(index)
         return filters
 
     def save_model(self, request, obj, form, change):
         if self._owns_merchant_field() and not change and not obj.merchant_id:
-            obj.merchant_id = merchant_ids_for_user(request.user)[0]
+            obj.merchant_id = self._single_editable_merchant_id(request)
         super().save_model(request, obj, form, change)
 
 
 class MerchantScopedInline(_ScopedPermissions):
-    """Mixin for inlines of a scoped parent; the parent's scoping already limits their rows."""
+    """Mixin for inlines of a scoped parent; the parent's scoping already limits their rows.
+
+    Django passes the *parent* object to an inline's permission checks, so the merchant is found
+    from the parent (``parent_merchant_path``), whatever the inline model's own path is.
+    """
+
+    parent_merchant_path = "merchant"
+
+    def _merchant_id_of(self, obj) -> int | None:
+        merchant = getattr(obj, self.parent_merchant_path, None)
+        return None if merchant is None else merchant.pk

@@ -366,3 +366,64 @@ def test_bad_images_are_refused(staff_client, shops, settings, upload, message):
     assert response.status_code == 200
     assert message in _inline_errors(response)
     assert ProductImage.objects.count() == before
+
+
+# --- staff with several memberships, support role, owners ----------------------------------
+
+
+def test_support_staff_see_product_images_inline(client, shops):
+    client.force_login(_staff("sue", shops["a"]["merchant"], MerchantMembership.Role.SUPPORT))
+    response = client.get(f"/admin/commerce/product/{shops['a']['product'].pk}/change/")
+    assert response.status_code == 200
+    inline_models = {f.formset.model for f in response.context["inline_admin_formsets"]}
+    assert ProductImage in inline_models
+
+
+def test_merchant_filter_lists_only_the_users_merchants(client, shops):
+    third = _shop("gamma")
+    user = _staff("max", shops["a"]["merchant"])
+    MerchantMembership.objects.create(user=user, merchant=third["merchant"])
+    client.force_login(user)
+    page = client.get("/admin/commerce/product/").content.decode()
+    assert "Gamma" in page
+    assert "Beta" not in page
+
+
+def test_support_role_in_one_merchant_cannot_create_rows_there(client, shops):
+    user = _staff("mia", shops["a"]["merchant"])  # manager of A
+    MerchantMembership.objects.create(
+        user=user, merchant=shops["b"]["merchant"], role=MerchantMembership.Role.SUPPORT
+    )
+    client.force_login(user)
+    form = client.get("/admin/commerce/category/add/").context["adminform"].form
+    assert set(form.fields["merchant"].queryset) == {shops["a"]["merchant"]}
+    response = client.post(
+        "/admin/commerce/category/add/",
+        {"name": "Sneaky", "slug": "sneaky", "position": 0, "merchant": shops["b"]["merchant"].pk},
+    )
+    assert response.status_code == 200
+    assert not Category.objects.filter(slug="sneaky").exists()
+    form = client.get("/admin/commerce/variant/add/").context["adminform"].form
+    assert set(form.fields["product"].queryset) == {shops["a"]["product"]}
+
+
+def test_owner_cannot_switch_off_or_rename_their_merchant(client, shops):
+    merchant = shops["a"]["merchant"]
+    client.force_login(_staff("omar", merchant, MerchantMembership.Role.OWNER))
+    response = client.post(
+        f"/admin/commerce/merchant/{merchant.pk}/change/",
+        {
+            "name": "Alpha Renamed",
+            "slug": "hijack",
+            "default_currency": "USD",
+            "default_locale": "ar",
+            "max_line_quantity": 5,
+            "tax_rate_bp": 500,
+            "tax_label": "VAT",
+            "order_number_prefix": "ALP",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    merchant.refresh_from_db()
+    assert (merchant.name, merchant.slug, merchant.is_active) == ("Alpha Renamed", "alpha", True)
+    assert merchant.tax_rate_bp == 500
