@@ -10,6 +10,7 @@ import os
 import re
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -166,5 +167,9 @@ def _passwords() -> tuple[str, str]:
 
 
 def _login_line(login: DemoLogin, password: str, role: str) -> str:
-    shown = password if login.created else "(unchanged)"
+    # Show the password again on later runs as long as it still works, so `make run` can always
+    # print a usable login; once someone changed it, say so instead.
+    user = get_user_model().objects.filter(username=login.username).first()
+    still_valid = user is not None and user.check_password(password)
+    shown = password if (login.created or still_valid) else "(changed)"
     return f"    {login.username:<10} {shown:<18} {role}"
