@@ -121,12 +121,12 @@ class CategoryAdmin(MerchantScopedAdmin):
 
     @admin.action(permissions=["change"], description=_("Show selected categories in the chat"))
     def activate(self, request, queryset):
-        updated = queryset.update(is_active=True)
+        updated = self.editable_rows(request, queryset).update(is_active=True)
         self.message_user(request, _("%d categories shown.") % updated, messages.SUCCESS)
 
     @admin.action(permissions=["change"], description=_("Hide selected categories from the chat"))
     def deactivate(self, request, queryset):
-        updated = queryset.update(is_active=False)
+        updated = self.editable_rows(request, queryset).update(is_active=False)
         self.message_user(request, _("%d categories hidden.") % updated, messages.SUCCESS)
 
 
@@ -220,12 +220,12 @@ class ProductAdmin(ProductCSVAdminMixin, MerchantScopedAdmin):
 
     @admin.action(permissions=["change"], description=_("Show selected products in the chat"))
     def activate(self, request, queryset):
-        updated = queryset.update(is_active=True)
+        updated = self.editable_rows(request, queryset).update(is_active=True)
         self.message_user(request, _("%d products shown.") % updated, messages.SUCCESS)
 
     @admin.action(permissions=["change"], description=_("Hide selected products from the chat"))
     def deactivate(self, request, queryset):
-        updated = queryset.update(is_active=False)
+        updated = self.editable_rows(request, queryset).update(is_active=False)
         self.message_user(request, _("%d products hidden.") % updated, messages.SUCCESS)
 
 
@@ -254,12 +254,12 @@ class VariantAdmin(MerchantScopedAdmin):
 
     @admin.action(permissions=["change"], description=_("Make selected variants available"))
     def activate(self, request, queryset):
-        updated = queryset.update(is_active=True)
+        updated = self.editable_rows(request, queryset).update(is_active=True)
         self.message_user(request, _("%d variants available.") % updated, messages.SUCCESS)
 
     @admin.action(permissions=["change"], description=_("Make selected variants unavailable"))
     def deactivate(self, request, queryset):
-        updated = queryset.update(is_active=False)
+        updated = self.editable_rows(request, queryset).update(is_active=False)
         self.message_user(request, _("%d variants unavailable.") % updated, messages.SUCCESS)
 
 

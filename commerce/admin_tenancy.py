@@ -122,6 +122,32 @@ class MerchantScopedAdmin(_ScopedPermissions, admin.ModelAdmin):
         queryset = super().get_queryset(request)
         return scope_queryset(queryset, user=request.user, merchant_path=self.merchant_path)
 
+    def editable_rows(self, request, queryset):
+        """Narrow a queryset of visible rows to those the user may change.
+
+        Bulk actions start from every row the user can *see*; staff who are support in one
+        merchant and manager in another must only change the second one's rows.
+        """
+        if user_is_operator(request.user):
+            return queryset
+        editable_ids = list(editable_merchants(request.user).values_list("pk", flat=True))
+        return queryset.filter(**{f"{self.merchant_path}__in": editable_ids})
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, self.editable_rows(request, queryset))
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        if self._has_read_only_merchants(request):
+            changelist.list_editable = ()  # inline edits could reach read-only rows
+        return changelist
+
+    def _has_read_only_merchants(self, request) -> bool:
+        return not user_is_operator(request.user) and any(
+            not user_can_edit_catalog(request.user, pk)
+            for pk in merchant_ids_for_user(request.user)
+        )
+
     def _owns_merchant_field(self) -> bool:
         return self.merchant_path == "merchant" and any(
             f.name == "merchant" and f.editable for f in self.model._meta.fields

@@ -192,6 +192,8 @@ class Variant(TimeStampedModel):
 
     def save(self, *args, **kwargs) -> None:
         self.merchant_id = self.product.merchant_id
+        if not self.currency:
+            self.currency = self.product.merchant.default_currency
         super().save(*args, **kwargs)
 
 

@@ -427,3 +427,41 @@ def test_owner_cannot_switch_off_or_rename_their_merchant(client, shops):
     merchant.refresh_from_db()
     assert (merchant.name, merchant.slug, merchant.is_active) == ("Alpha Renamed", "alpha", True)
     assert merchant.tax_rate_bp == 500
+
+
+def _manager_of_a_support_of_b(client, shops):
+    user = _staff("nina", shops["a"]["merchant"])
+    MerchantMembership.objects.create(
+        user=user, merchant=shops["b"]["merchant"], role=MerchantMembership.Role.SUPPORT
+    )
+    client.force_login(user)
+
+
+def test_bulk_actions_skip_rows_of_merchants_where_the_user_only_reads(client, shops):
+    _manager_of_a_support_of_b(client, shops)
+    own, other = shops["a"]["product"], shops["b"]["product"]
+    client.post(
+        "/admin/commerce/product/",
+        {"action": "deactivate", "_selected_action": [own.pk, other.pk]},
+    )
+    own.refresh_from_db()
+    other.refresh_from_db()
+    assert (own.is_active, other.is_active) == (False, True)
+    client.post(
+        "/admin/commerce/product/",
+        {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"},
+    )
+    assert Product.objects.filter(pk=other.pk).exists()
+
+
+def test_list_editable_is_off_for_users_who_only_read_some_merchants(client, shops):
+    _manager_of_a_support_of_b(client, shops)
+    response = client.get("/admin/commerce/variant/")
+    assert response.context["cl"].list_editable == ()
+
+
+def test_variant_saved_without_currency_takes_the_merchants(shops):
+    variant = Variant.objects.create(
+        product=shops["b"]["product"], name="L", sku="NO-CUR", price_minor=1250
+    )
+    assert variant.currency == "KWD"
