@@ -52,9 +52,10 @@ def cart_subtotal(*, cart: Cart, lines: list[tuple[Variant, int]] | None = None)
 
 def cart_voucher(*, cart: Cart) -> Voucher | None:
     """The merchant's voucher named by ``cart.voucher_code``, whether or not it still applies."""
-    if not cart.voucher_code:
+    code = cart.voucher_code.strip().upper()  # codes are stored in capitals
+    if not code:
         return None
-    return Voucher.objects.filter(merchant_id=cart.merchant_id, code=cart.voucher_code).first()
+    return Voucher.objects.filter(merchant_id=cart.merchant_id, code=code).first()
 
 
 def cart_price(

@@ -68,7 +68,6 @@ from commerce.exceptions import (
 from commerce.models import (
     Address,
     Cart,
-    CartLine,
     Merchant,
     Order,
     OrderEvent,
@@ -79,6 +78,7 @@ from commerce.models import (
     Voucher,
 )
 from commerce.notifications import OrderNotice, order_announce
+from commerce.selectors.carts import cart_lines_for_pricing, cart_voucher
 from commerce.services.pricing import price_lines
 from commerce.services.stock import StockMovement, stock_release, stock_reserve, stock_sell
 from core.exceptions import ApplicationError
@@ -238,30 +238,15 @@ def _cart_lock(cart: Cart) -> Cart:
     return locked
 
 
-def _cart_lines(cart: Cart) -> list[CartLine]:
-    """The lines that can still be bought, with variant and product, in one query.
-
-    Same rule as ``commerce.selectors.carts.cart_lines_for_pricing`` (what the shopper was
-    shown): lines whose variant or product was deactivated meanwhile are left out.
-    """
-    return list(
-        CartLine.objects.filter(
-            cart_id=cart.pk,
-            variant__merchant_id=cart.merchant_id,
-            variant__is_active=True,
-            variant__product__is_active=True,
-        )
-        .select_related("variant__product")
-        .order_by("created_at", "id")
-    )
-
-
 def _cart_voucher(cart: Cart) -> Voucher | None:
-    code = cart.voucher_code.strip().upper()
-    if not code:
-        return None
-    voucher = Voucher.objects.filter(merchant_id=cart.merchant_id, code=code).first()
-    if voucher is None:
+    """The cart's voucher; a code that names no voucher any more is refused, not ignored.
+
+    ``cart_price`` ignores a voucher that stopped applying (the summary shows the price without
+    it and the conversation says why); placement refuses it instead, so a shopper never pays a
+    total they were not shown.
+    """
+    voucher = cart_voucher(cart=cart)
+    if cart.voucher_code and voucher is None:
         raise VoucherError(_("This code is no longer valid."), code="voucher_unknown")
     return voucher
 
@@ -352,7 +337,7 @@ def order_create_from_cart(
     cart_instance = cart
     cart = _cart_lock(cart)
     merchant, customer = cart.merchant, cart.customer
-    cart_lines = _cart_lines(cart)
+    cart_lines = cart_lines_for_pricing(cart=cart)
     if not cart_lines:
         raise CartError(_("The cart is empty."), code="cart_empty")
     if address is not None and address.customer_id != customer.pk:
@@ -365,7 +350,7 @@ def order_create_from_cart(
     voucher = _cart_voucher(cart)
     breakdown = price_lines(
         merchant=merchant,
-        lines=[(line.variant, line.quantity) for line in cart_lines],
+        lines=cart_lines,
         voucher=voucher,
         shipping_method=shipping_method,
         country=address.country.upper() if address else None,
@@ -406,7 +391,7 @@ def order_create_from_cart(
         referral_ad_id=customer.referral_ad_id,
         reserved_until=reserved_until,
     )
-    images = _image_urls(line.variant.product_id for line in cart_lines)
+    images = _image_urls(variant.product_id for variant, _quantity in cart_lines)
     OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
@@ -421,11 +406,7 @@ def order_create_from_cart(
         )
         for priced in breakdown.lines
     )
-    reservations = stock_reserve(
-        order=order,
-        lines=[(line.variant, line.quantity) for line in cart_lines],
-        expires_at=reserved_until,
-    )
+    reservations = stock_reserve(order=order, lines=cart_lines, expires_at=reserved_until)
     if voucher is not None:
         _voucher_use(voucher)
     Cart.objects.filter(pk=cart.pk).update(status=Cart.Status.ORDERED, updated_at=now)
