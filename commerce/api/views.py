@@ -6,6 +6,7 @@ method, never a 403 that would tell the caller the row exists.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from django.contrib.auth import authenticate
@@ -23,9 +24,10 @@ from rest_framework import filters as drf_filters
 from rest_framework import status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
@@ -466,6 +468,11 @@ class OrderViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 class TokenThrottle(AnonRateThrottle):
     """10 attempts a minute per client address; a cache outage lets requests through.
 
+    The address is ``REMOTE_ADDR``: ``X-Forwarded-For`` is trusted only when
+    ``REST_FRAMEWORK["NUM_PROXIES"]`` says how many proxies add to it (DRF's default would take
+    any header the client sends, so each guess could claim a new address). Behind a proxy, set
+    it, or every client shares the proxy's allowance.
+
     Failing open is deliberate: the throttle slows password guessing, and locking every staff
     member out of the API while Redis is down would be worse. Each failure is logged.
     """
@@ -473,12 +480,33 @@ class TokenThrottle(AnonRateThrottle):
     scope = "auth_token"
     rate = "10/min"
 
+    def get_ident(self, request) -> str:
+        if api_settings.NUM_PROXIES is None:
+            return request.META.get("REMOTE_ADDR", "")
+        return super().get_ident(request)
+
     def allow_request(self, request, view) -> bool:
         try:
             return super().allow_request(request, view)
+        except ParseError:
+            raise  # a malformed body (read for the username): the client's 400, not an outage
         except Exception:
             logger.warning("API token throttle unavailable (cache error); allowing", exc_info=True)
             return True
+
+
+class TokenUsernameThrottle(TokenThrottle):
+    """10 attempts a minute per username, from whatever addresses they come."""
+
+    scope = "auth_token_username"
+
+    def get_cache_key(self, request, view) -> str | None:
+        data = request.data
+        username = data.get("username") if hasattr(data, "get") else None
+        if not isinstance(username, str) or not username.strip():
+            return None
+        digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": digest}
 
 
 class TokenObtainView(APIView):
@@ -486,13 +514,14 @@ class TokenObtainView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-    throttle_classes = [TokenThrottle]
+    throttle_classes = [TokenThrottle, TokenUsernameThrottle]
 
     @extend_schema(
         summary="Get an API token (staff users only)",
         description=(
             "Send the token back as `Authorization: Token <token>`. The same token is returned "
-            "until it is revoked in the admin. Limited to 10 attempts a minute per address."
+            "until it is revoked in the admin. Limited to 10 attempts a minute per address and "
+            "10 per username."
         ),
         request=serializers.TokenRequestSerializer,
         responses={

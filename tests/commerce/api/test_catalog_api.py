@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from commerce.api.views import TokenThrottle
 from commerce.models import (
     Cart,
     CartLine,
@@ -489,6 +490,53 @@ def test_token_endpoint_is_throttled(api, shop_a):
     assert statuses == [400] * 10 + [429]
     response = client.post("/api/auth/token/", body, format="json")
     assert response.json()["code"] == "throttled"
+
+
+def test_token_throttle_ignores_forged_forwarded_for(api, shop_a):
+    client = api()
+    body = {"username": "someone", "password": "wrong"}
+    statuses = [
+        client.post(
+            "/api/auth/token/",
+            {**body, "username": f"user{i}"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",
+        ).status_code
+        for i in range(11)
+    ]
+    assert statuses == [400] * 10 + [429]
+
+
+def test_token_throttle_per_username_across_addresses(api, shop_a):
+    client = api()
+    body = {"username": shop_a.manager.username, "password": "wrong"}
+    statuses = [
+        client.post("/api/auth/token/", body, format="json", REMOTE_ADDR=f"10.0.0.{i}").status_code
+        for i in range(11)
+    ]
+    assert statuses == [400] * 10 + [429]
+
+
+def test_token_throttle_fails_open_without_its_cache(api, shop_a, monkeypatch):
+    class Down:
+        def get(self, *args, **kwargs):
+            raise ConnectionError("redis is down")
+
+        set = get
+
+    monkeypatch.setattr(TokenThrottle, "cache", Down())
+    response = api().post(
+        "/api/auth/token/",
+        {"username": shop_a.manager.username, "password": "pw-123456789"},
+        format="json",
+    )
+    assert response.status_code == 200
+
+
+def test_token_endpoint_malformed_json_is_400(api):
+    response = api().post("/api/auth/token/", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
 
 
 def test_token_endpoint_missing_fields_is_400(api):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -66,10 +66,12 @@ def token(fuzz_shop, api) -> str:
 @pytest.fixture(autouse=True)
 def _keep_the_test_connection():
     """Requests run in this thread on the test's connection, inside its transaction, as with
-    Django's test client: keep Django from closing that connection after each request."""
-    request_finished.disconnect(close_old_connections)
+    Django's test client: keep Django from closing that connection around each request."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
     yield
-    request_finished.connect(close_old_connections)
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 # Loaded when the module is collected (the schema view needs no database). Not through
