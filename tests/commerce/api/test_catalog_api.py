@@ -614,3 +614,16 @@ def test_product_image_upload_is_not_part_of_the_api(api, shop_a):
     )
     assert response.status_code == 200
     assert ProductImage.objects.filter(product=shop_a.product).count() == 1
+
+
+@pytest.mark.parametrize("resource", ["variants", "categories"])
+def test_variants_and_categories_lists_queries_do_not_grow(
+    api, shop_a, resource, django_assert_max_num_queries
+):
+    for _ in range(25):
+        category = category_create(merchant=shop_a.merchant, parent=shop_a.category)
+        variant_create(product=product_create(merchant=shop_a.merchant, category=category))
+    client = api(shop_a.manager)
+    # token + group + memberships + count + rows
+    with django_assert_max_num_queries(5):
+        assert client.get(f"/api/{resource}/").json()["count"] == 26
