@@ -26,8 +26,12 @@ from commerce.models import (
     Shipment,
     Variant,
 )
-from commerce.selectors.access import merchants_for_user, scope_queryset, user_is_operator
-from commerce.selectors.access import user_roles as _user_roles
+from commerce.selectors.access import (
+    merchants_for_user,
+    scope_queryset,
+    user_is_operator,
+    user_roles,
+)
 from core.exceptions import ApplicationError
 from core.money import Money
 
@@ -98,7 +102,7 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
 
 class MerchantOwnedSerializer(serializers.ModelSerializer):
-    """Rows owned by a merchant: the merchant comes from the caller, never from trust.
+    """Rows owned by a merchant: the merchant is one the caller may see, never taken on trust.
 
     Staff with one membership need not say which merchant; operators and staff of several
     merchants must pass ``merchant`` (an id among the merchants they may see, else 400). The
@@ -125,7 +129,7 @@ class MerchantOwnedSerializer(serializers.ModelSerializer):
         if attrs.get("merchant") is not None:
             return attrs["merchant"]
         user = _request_user(self.context)
-        roles = _user_roles(user)
+        roles = user_roles(user)
         if not user_is_operator(user) and len(roles) == 1:
             return Merchant.objects.get(pk=next(iter(roles)))
         raise serializers.ValidationError(
