@@ -31,7 +31,6 @@ from commerce.models import (
     CartLine,
     Customer,
     Merchant,
-    MerchantMembership,
     Order,
     OrderEvent,
     OrderLine,
@@ -42,7 +41,9 @@ from commerce.models import (
 )
 from commerce.models.customers import COUNTRY_CODES
 from commerce.selectors.access import (
+    user_can_cancel_orders,
     user_can_edit_catalog,
+    user_can_handle_orders,
     user_can_view_merchant,
     user_is_operator,
     user_roles,
@@ -56,36 +57,6 @@ from commerce.services.orders import (
 from core.currencies import UnknownCurrencyError
 from core.exceptions import ApplicationError
 from core.money import Money
-
-Role = MerchantMembership.Role
-ORDER_HANDLER_ROLES = frozenset({Role.OWNER, Role.MANAGER, Role.SUPPORT})
-ORDER_CANCEL_ROLES = frozenset({Role.OWNER, Role.MANAGER})
-
-
-# --- who may act on orders -------------------------------------------------------------------
-
-
-def _user_has_role(user, merchant_id: int | None, allowed: frozenset[str]) -> bool:
-    if user_is_operator(user):
-        return True
-    roles = user_roles(user)
-    if merchant_id is None:
-        return any(role in allowed for role in roles.values())
-    return roles.get(merchant_id) in allowed
-
-
-def user_can_handle_orders(user, merchant_id: int | None = None) -> bool:
-    """Owners, managers and support staff ship orders and mark them delivered.
-
-    Without ``merchant_id``: may the user handle the orders of at least one merchant?
-    """
-    return _user_has_role(user, merchant_id, ORDER_HANDLER_ROLES)
-
-
-def user_can_cancel_orders(user, merchant_id: int | None = None) -> bool:
-    """Only owners, managers and operators cancel orders (it releases stock and may refund)."""
-    return _user_has_role(user, merchant_id, ORDER_CANCEL_ROLES)
-
 
 # --- display helpers -------------------------------------------------------------------------
 

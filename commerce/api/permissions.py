@@ -17,6 +17,13 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from commerce.selectors.access import user_can_edit_catalog, user_is_operator, user_roles
 
 
+def _write_check(view):
+    """The role check for the view's current write action (catalog editing unless it says)."""
+    return getattr(view, "action_permissions", {}).get(
+        getattr(view, "action", None), user_can_edit_catalog
+    )
+
+
 def merchant_id_of(obj, merchant_path: str) -> int | None:
     """Follow ``merchant_path`` (``"merchant"``, ``"order__merchant"``) to the merchant's id."""
     *parents, last = merchant_path.split("__")
@@ -29,9 +36,10 @@ def merchant_id_of(obj, merchant_path: str) -> int | None:
 
 
 class MerchantRolePermission(BasePermission):
-    """Operators and merchant staff; support staff only read.
+    """Operators and merchant staff; support staff only read the catalog.
 
-    Views name the lookup from their model to its merchant in ``merchant_path``.
+    Views name the lookup from their model to its merchant in ``merchant_path``, and may map
+    write actions to other role checks in ``action_permissions`` (support staff ship orders).
     """
 
     message = _("You do not have access to any shop.")
@@ -44,7 +52,7 @@ class MerchantRolePermission(BasePermission):
             return False
         if request.method in SAFE_METHODS:
             return True
-        if not user_can_edit_catalog(user):
+        if not _write_check(view)(user):
             self.message = _("Your role in this shop is read-only.")
             return False
         return True
@@ -53,7 +61,7 @@ class MerchantRolePermission(BasePermission):
         if request.method in SAFE_METHODS:
             return True
         merchant_id = merchant_id_of(obj, getattr(view, "merchant_path", "merchant"))
-        if not user_can_edit_catalog(request.user, merchant_id):
+        if not _write_check(view)(request.user, merchant_id):
             self.message = _("Your role in this shop is read-only.")
             return False
         return True

@@ -46,7 +46,12 @@ from commerce.models import (
     Variant,
     Voucher,
 )
-from commerce.selectors.access import scope_queryset, user_can_edit_catalog
+from commerce.selectors.access import (
+    scope_queryset,
+    user_can_cancel_orders,
+    user_can_edit_catalog,
+    user_can_handle_orders,
+)
 from commerce.selectors.carts import cart_price
 from commerce.services.orders import (
     order_add_note,
@@ -368,6 +373,13 @@ class CartViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 )
 class OrderViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """Orders of the caller's shops; status changes go through the order services."""
+
+    action_permissions = {
+        "fulfil": user_can_handle_orders,
+        "mark_delivered": user_can_handle_orders,
+        "notes": user_can_handle_orders,
+        "cancel": user_can_cancel_orders,
+    }
 
     base_queryset = Order.objects.select_related("customer")
     serializer_class = serializers.OrderSerializer

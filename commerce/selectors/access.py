@@ -12,6 +12,7 @@ from commerce.models import Merchant, MerchantMembership
 
 OPERATORS_GROUP = "operators"
 CATALOG_EDITOR_ROLES = frozenset({MerchantMembership.Role.OWNER, MerchantMembership.Role.MANAGER})
+ORDER_HANDLER_ROLES = CATALOG_EDITOR_ROLES | {MerchantMembership.Role.SUPPORT}
 
 
 def user_is_operator(user) -> bool:
@@ -66,17 +67,32 @@ def user_can_view_merchant(user, merchant_id: int | None) -> bool:
     return user_is_operator(user) or merchant_id in user_roles(user)
 
 
-def user_can_edit_catalog(user, merchant_id: int | None = None) -> bool:
-    """Owners and managers edit the catalog; support staff only read it.
+def user_has_role(user, merchant_id: int | None, allowed: frozenset[str]) -> bool:
+    """Operators always; staff when their role in ``merchant_id`` is one of ``allowed``.
 
-    Without ``merchant_id``: may the user edit the catalog of at least one merchant?
+    Without ``merchant_id``: does the user hold such a role in at least one merchant?
     """
     if user_is_operator(user):
         return True
     roles = user_roles(user)
     if merchant_id is None:
-        return any(role in CATALOG_EDITOR_ROLES for role in roles.values())
-    return roles.get(merchant_id) in CATALOG_EDITOR_ROLES
+        return any(role in allowed for role in roles.values())
+    return roles.get(merchant_id) in allowed
+
+
+def user_can_edit_catalog(user, merchant_id: int | None = None) -> bool:
+    """Owners and managers edit the catalog; support staff only read it."""
+    return user_has_role(user, merchant_id, CATALOG_EDITOR_ROLES)
+
+
+def user_can_handle_orders(user, merchant_id: int | None = None) -> bool:
+    """Owners, managers and support staff ship orders, mark them delivered and add notes."""
+    return user_has_role(user, merchant_id, ORDER_HANDLER_ROLES)
+
+
+def user_can_cancel_orders(user, merchant_id: int | None = None) -> bool:
+    """Only owners and managers (and operators) cancel orders."""
+    return user_has_role(user, merchant_id, CATALOG_EDITOR_ROLES)
 
 
 def user_is_owner(user, merchant_id: int) -> bool:
