@@ -12,7 +12,6 @@ import logging
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, ProtectedError, RestrictedError
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -52,14 +51,14 @@ from commerce.selectors.access import (
     user_can_edit_catalog,
     user_can_handle_orders,
 )
-from commerce.selectors.carts import cart_price
+from commerce.selectors.carts import cart_price, cart_price_of_lines, variant_is_buyable_in
 from commerce.services.orders import (
     order_add_note,
     order_cancel,
     order_fulfil,
     order_mark_delivered,
 )
-from commerce.services.pricing import PriceBreakdown, price_lines
+from commerce.services.pricing import PriceBreakdown
 from core.exceptions import ApplicationError, ConflictError
 
 logger = logging.getLogger(__name__)
@@ -281,28 +280,16 @@ class CustomerViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
 
 def _cart_breakdown(cart: Cart, voucher: Voucher | None) -> PriceBreakdown | None:
-    """``cart_price`` over rows loaded in bulk for a page of carts (no queries of its own).
-
-    Mirrors ``commerce.selectors.carts.cart_price``: only buyable lines count, and a voucher
-    that no longer applies is ignored. ``test_cart_list_and_detail_agree`` keeps them in step.
-    """
+    """The cart's price from rows loaded in bulk for a page of carts (no queries of its own)."""
     lines = [
         (line.variant, line.quantity)
         for line in cart.lines.all()
-        if line.variant.merchant_id == cart.merchant_id
-        and line.variant.is_active
-        and line.variant.product.is_active
+        if variant_is_buyable_in(variant=line.variant, cart=cart)
     ]
     if not lines:
         return None
-    now = timezone.now()
     try:
-        if voucher is not None:
-            try:
-                return price_lines(merchant=cart.merchant, lines=lines, voucher=voucher, now=now)
-            except ApplicationError:
-                pass
-        return price_lines(merchant=cart.merchant, lines=lines, now=now)
+        return cart_price_of_lines(cart=cart, lines=lines, voucher=voucher)
     except CartError:
         return None  # mixed currencies: there is no single total
 

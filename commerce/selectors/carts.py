@@ -77,25 +77,52 @@ def cart_price(
     :raises ShippingError: ``shipping_method`` belongs to another merchant, is inactive, is
         priced in another currency or does not deliver to ``country``.
     """
-    now = now or timezone.now()
     if shipping_method is not None and shipping_method.merchant_id != cart.merchant_id:
         # Same refusal as an inactive method: never hint that another shop's method exists.
         raise ShippingError(_("This shipping method is not available."), code="shipping_inactive")
-    country = country.strip().upper() if country else None
-    lines = cart_lines_for_pricing(cart=cart)
-    voucher = cart_voucher(cart=cart)
+    return cart_price_of_lines(
+        cart=cart,
+        lines=cart_lines_for_pricing(cart=cart),
+        voucher=cart_voucher(cart=cart),
+        shipping_method=shipping_method,
+        country=country,
+        now=now,
+    )
+
+
+def variant_is_buyable_in(*, variant: Variant, cart: Cart) -> bool:
+    """The rule of ``cart_lines_for_pricing``, for lines already loaded in bulk."""
+    return (
+        variant.merchant_id == cart.merchant_id and variant.is_active and variant.product.is_active
+    )
+
+
+def cart_price_of_lines(
+    *,
+    cart: Cart,
+    lines: list[tuple[Variant, int]],
+    voucher: Voucher | None,
+    shipping_method: ShippingMethod | None = None,
+    country: str | None = None,
+    now: datetime | None = None,
+) -> PriceBreakdown:
+    """``cart_price`` for lines and voucher the caller already loaded (no queries of its own).
+
+    For pages of carts priced at once; the lines must be the buyable ones
+    (``variant_is_buyable_in``). Same voucher rule as ``cart_price``.
+    """
     options = {
         "merchant": cart.merchant,
         "lines": lines,
         "shipping_method": shipping_method,
-        "country": country,
-        "now": now,
+        "country": country.strip().upper() if country else None,
+        "now": now or timezone.now(),
     }
     if voucher is not None:
         try:
             return price_lines(voucher=voucher, **options)
         except VoucherError:
-            pass  # No longer applies: price without it (see the docstring).
+            pass  # No longer applies: price without it (see cart_price).
     return price_lines(**options)
 
 
