@@ -75,7 +75,17 @@ def scoped_choices(model: type[models.Model], queryset, user):
     return queryset.filter(**{f"{path}__in": list(editable_ids)})
 
 
-class _ScopedPermissions:
+class _ArabicFieldsRightToLeft:
+    """Arabic text fields (``*_ar``) are typed right-to-left in every admin form."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name.endswith("_ar"):
+            field.widget.attrs.update({"dir": "rtl", "lang": "ar"})
+        return field
+
+
+class _ScopedPermissions(_ArabicFieldsRightToLeft):
     """Permissions by membership role instead of Django's per-model permissions."""
 
     merchant_path = "merchant"

@@ -465,3 +465,10 @@ def test_variant_saved_without_currency_takes_the_merchants(shops):
         product=shops["b"]["product"], name="L", sku="NO-CUR", price_minor=1250
     )
     assert variant.currency == "KWD"
+
+
+def test_arabic_fields_are_typed_right_to_left(staff_client, shops):
+    page = staff_client.get(f"/admin/commerce/product/{shops['a']['product'].pk}/change/")
+    form = page.context["adminform"].form
+    assert form.fields["title_ar"].widget.attrs["dir"] == "rtl"
+    assert "dir" not in form.fields["title"].widget.attrs
