@@ -88,9 +88,128 @@ class MessengerPage(TimeStampedModel):
         ),
     )
 
+    get_started_payload = models.CharField(max_length=100, default="GET_STARTED")
+    persistent_menu = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Messenger persistent menu per locale; empty: the default shop menu."),
+    )
+    ice_breakers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Ice breaker questions per locale; empty: the default ones."),
+    )
+    profile_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    profile_sync_error = models.CharField(max_length=300, blank=True, editable=False)
+
     class Meta:
         ordering = ["name"]
         verbose_name = _("Messenger page")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.page_id})"
+
+
+class InboundEvent(models.Model):
+    """The Messenger webhook inbox: one row per ``entry[].messaging[]`` (or ``standby[]``) item.
+
+    Stored before the webhook answers 200, processed by the worker, swept again when stuck.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored")
+        FAILED = "failed", _("Failed")
+
+    page_id = models.CharField(max_length=32)
+    sender_psid = models.CharField(max_length=64, blank=True)
+    dedupe_key = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=32)
+    payload = models.JSONField(help_text=_("The raw messaging item as received."))
+    timestamp_ms = models.BigIntegerField(default=0)
+    is_standby = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["timestamp_ms", "id"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(status="pending"),
+                name="inbound_pending_idx",
+            ),
+            models.Index(fields=["page_id", "sender_psid", "timestamp_ms", "id"]),
+            models.Index(fields=["status", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} from {self.sender_psid} ({self.status})"
+
+
+class OutboundMessage(models.Model):
+    """The outbox: one Send API call, written in the transaction that causes it.
+
+    ``kind`` says why it is sent; the worker decides ``messaging_type`` and ``tag`` at send time
+    from the 24-hour window (RESPONSE inside it; outside it only tagged post-purchase updates and
+    human-agent replies go out, the rest is skipped).
+    """
+
+    class Kind(models.TextChoices):
+        RESPONSE = "response", _("Reply in the conversation")
+        UPDATE = "update", _("Post-purchase update (receipt, shipping)")
+        HUMAN_AGENT = "human_agent", _("Reply from a person")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped (outside the 24-hour window)")
+
+    page = models.ForeignKey(MessengerPage, on_delete=models.CASCADE, related_name="outbox")
+    customer = models.ForeignKey(
+        "commerce.Customer", on_delete=models.CASCADE, related_name="outbound_messages"
+    )
+    order = models.ForeignKey(
+        "commerce.Order",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outbound_messages",
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.RESPONSE)
+    dedupe_key = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    message = models.JSONField(help_text=_("The Send API `message` object."))
+    messaging_type = models.CharField(max_length=20, blank=True)
+    tag = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    graph_message_id = models.CharField(max_length=128, blank=True, db_index=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["customer", "status", "id"]),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="outbound_pending_idx",
+            ),
+            models.Index(fields=["order", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.customer_id} ({self.status})"
