@@ -1,0 +1,3 @@
+"""Celery tasks: inbox."""
+
+__all__: list[str] = []

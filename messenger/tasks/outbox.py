@@ -1,0 +1,3 @@
+"""Celery tasks: outbox."""
+
+__all__: list[str] = []

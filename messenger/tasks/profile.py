@@ -1,0 +1,3 @@
+"""Celery tasks: profile."""
+
+__all__: list[str] = []

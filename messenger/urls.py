@@ -1,0 +1,11 @@
+"""Public URLs of the messenger app: the webhook, and the product pages opened in the webview."""
+
+from django.urls import path
+
+from messenger.webhook import views as webhook_views
+
+app_name = "messenger"
+
+urlpatterns = [
+    path("messenger/webhook/", webhook_views.webhook, name="webhook"),
+]
