@@ -78,6 +78,7 @@ class RecordedRequest:
     body: Any  # parsed JSON, the raw text when it is not JSON, None when empty
     headers: dict[str, str]  # lower-cased names
     status: int
+    raw_body: str = ""  # the body as sent, to check exact number formatting
 
     @property
     def version(self) -> str:
@@ -303,8 +304,8 @@ def _handler_for(stub: GraphStub) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body: Any = None
+            text = raw.decode("utf-8", errors="replace")
             if raw:
-                text = raw.decode("utf-8", errors="replace")
                 try:
                     body = json.loads(text)
                 except ValueError:
@@ -320,7 +321,7 @@ def _handler_for(stub: GraphStub) -> type[BaseHTTPRequestHandler]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             with stub.lock:
                 stub.requests.append(
-                    RecordedRequest(self.command, split.path, query, body, headers, status)
+                    RecordedRequest(self.command, split.path, query, body, headers, status, text)
                 )
             payload = json.dumps(answer).encode()
             try:
