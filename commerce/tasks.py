@@ -13,3 +13,11 @@ def expire_unpaid_orders() -> int:
     ``order_expire_due``); returns how many orders this run expired.
     """
     return order_expire_due()
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def order_paid_alert_staff(order_id: int) -> int:
+    """E-mail the merchant's staff about a newly paid order (retried when the mail server fails)."""
+    from commerce.services.staff_alerts import order_paid_alert_staff_send
+
+    return order_paid_alert_staff_send(order_id=order_id)
