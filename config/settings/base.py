@@ -187,6 +187,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 55},
     },
+    # Outbox rows whose delivery task was lost (Redis down at publish, worker died): publish
+    # their customers' deliveries again. A run still queued after 25 s is dropped.
+    "messenger-outbox-sweep": {
+        "task": "messenger.tasks.outbox.outbox_sweep",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 25},
+    },
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
