@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,24 @@ if TYPE_CHECKING:
     from messenger.models import MessengerPage
 
 logger = logging.getLogger(__name__)
+
+
+class _RedactTokens(logging.Filter):
+    """urllib3 logs each request line, query string included, at DEBUG: mask the token and the
+    proof there, so turning debug logging on never writes a page token to the logs."""
+
+    _pattern = re.compile(r"(access_token|appsecret_proof)=[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message or "appsecret_proof=" in message:
+            record.msg, record.args = self._pattern.sub(r"\1=***", message), ()
+        return True
+
+
+_urllib3_logger = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _RedactTokens) for f in _urllib3_logger.filters):
+    _urllib3_logger.addFilter(_RedactTokens())
 
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 10.0

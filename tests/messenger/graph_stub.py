@@ -25,6 +25,7 @@ Programming failures (each answers with a Graph error body)::
     stub.fail_next(status=400, code=551, subcode=1545041, message="This person isn't available")
     stub.fail_always(status=400, code=190, subcode=460)   # until stub.reset_failures()
     stub.fail_next(code=613, status=400, path="/me/messages")  # only requests to matching paths
+    stub.fail_next(status=502, raw="<html>Bad Gateway</html>")  # not a Graph answer at all
     stub.delay(2.5)                                       # every later request sleeps first
     stub.delay(2.5, times=1)                              # only the next one
 
@@ -100,6 +101,7 @@ class _Failure:
     type: str
     path: str | None
     remaining: int | None  # None: always
+    raw: str | None = None  # answer this text (as HTML) instead of a Graph error body
 
     def matches(self, path: str) -> bool:
         return self.path is None or self.path in path
@@ -145,13 +147,15 @@ class GraphStub:
         message: str | None = None,
         type: str = "OAuthException",
         path: str | None = None,
+        raw: str | None = None,
     ) -> None:
         """The next ``n`` requests (whose path contains ``path``, if given) fail like this.
 
         Without ``code``: code 2 for a 5xx status (Graph's "unexpected error"), 100 otherwise.
+        ``raw`` answers that text as HTML instead (a proxy's error page, no Graph body).
         Queued failures are used first-in first-out.
         """
-        self._add_failure(n, status, code, subcode, message, type, path)
+        self._add_failure(n, status, code, subcode, message, type, path, raw)
 
     def fail_always(
         self,
@@ -162,9 +166,10 @@ class GraphStub:
         message: str | None = None,
         type: str = "OAuthException",
         path: str | None = None,
+        raw: str | None = None,
     ) -> None:
         """Every later request (matching ``path``) fails, until ``reset_failures()``."""
-        self._add_failure(None, status, code, subcode, message, type, path)
+        self._add_failure(None, status, code, subcode, message, type, path, raw)
 
     def reset_failures(self) -> None:
         with self.lock:
@@ -211,12 +216,12 @@ class GraphStub:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _add_failure(self, n, status, code, subcode, message, type_, path) -> None:
+    def _add_failure(self, n, status, code, subcode, message, type_, path, raw) -> None:
         if code is None:
             code = 2 if status >= 500 else 100
         if message is None:
             message = _DEFAULT_MESSAGES.get(code, f"(#{code}) Stubbed Graph API error")
-        failure = _Failure(status, code, subcode, message, type_, path, n)
+        failure = _Failure(status, code, subcode, message, type_, path, n, raw)
         with self.lock:
             self._failures.append(failure)
 
@@ -314,19 +319,24 @@ def _handler_for(stub: GraphStub) -> type[BaseHTTPRequestHandler]:
             if seconds and stub._stopping.wait(seconds):
                 return
             failure = stub._take_failure(split.path)
-            if failure is not None:
-                status, answer = failure.status, failure.body(stub._next_trace())
+            content_type = "application/json; charset=UTF-8"
+            if failure is not None and failure.raw is not None:
+                status, payload = failure.status, failure.raw.encode()
+                content_type = "text/html; charset=UTF-8"
+            elif failure is not None:
+                status = failure.status
+                payload = json.dumps(failure.body(stub._next_trace())).encode()
             else:
                 status, answer = stub._answer(self.command, split.path, query, body)
+                payload = json.dumps(answer).encode()
             headers = {name.lower(): value for name, value in self.headers.items()}
             with stub.lock:
                 stub.requests.append(
                     RecordedRequest(self.command, split.path, query, body, headers, status, text)
                 )
-            payload = json.dumps(answer).encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
