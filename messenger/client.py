@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
+from django.utils.functional import Promise
 
 from messenger.exceptions import NETWORK_ERROR_CODE, TIMEOUT_ERROR_CODE, GraphError
 
@@ -67,7 +68,8 @@ def json_dumps_exact(value: Any) -> str:
     """``json.dumps`` that writes each ``Decimal`` as a JSON number with exactly its digits.
 
     ``Decimal("12.50")`` is written ``12.50``; a non-finite Decimal raises ``ValueError`` (JSON
-    has no NaN or infinity). Other types are as ``json.dumps`` (strict: no NaN floats either).
+    has no NaN or infinity). Lazy translations become their text. Other types are as
+    ``json.dumps`` (strict: no NaN floats either).
     """
     marker = f"__decimal_{uuid.uuid4().hex}_"
     decimals: list[str] = []
@@ -78,8 +80,10 @@ def json_dumps_exact(value: Any) -> str:
                 raise ValueError(f"{item} cannot be written as a JSON number")
             decimals.append(format(item, "f"))
             return f"{marker}{len(decimals) - 1}"
+        if isinstance(item, Promise):  # a lazy translation
+            return str(item)
         if isinstance(item, dict):
-            return {key: replace(val) for key, val in item.items()}
+            return {str(key): replace(val) for key, val in item.items()}
         if isinstance(item, list | tuple):
             return [replace(val) for val in item]
         return item

@@ -674,6 +674,31 @@ def test_a_second_sender_for_the_same_customer_backs_off(
     assert _in_thread(try_lock) is True
 
 
+def test_a_row_written_while_the_lock_is_held_is_sent_by_the_holder(
+    graph_stub, messenger_page, messenger_customer, published, monkeypatch
+):
+    """The late row's own delivery finds the lock taken and leaves; the holder looks again
+    after letting go, so the row does not wait for the sweep."""
+    _enqueue(messenger_customer, messenger_page, "first")
+    real_drain = outbox_module._drain
+    late_attempts: list[int] = []
+
+    def drain_then_a_row_arrives(customer_id, *, deadline):
+        end = real_drain(customer_id, deadline=deadline)
+        if not late_attempts:
+            _enqueue(messenger_customer, messenger_page, "late")
+            late_attempts.append(
+                _in_thread(lambda: outbox_deliver_customer(customer_id=customer_id))
+            )
+        return end
+
+    monkeypatch.setattr(outbox_module, "_drain", drain_then_a_row_arrives)
+
+    assert outbox_deliver_customer(customer_id=messenger_customer.pk) == 2
+    assert late_attempts == [0]
+    assert _texts(graph_stub) == ["first", "late"]
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_deliveries_send_each_message_once_and_in_order(
