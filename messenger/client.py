@@ -137,7 +137,16 @@ def appsecret_proof(token: str, app_secret: str) -> str:
     return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def _error_from_response(response: requests.Response, endpoint: str) -> GraphError:
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "••••")
+    return text
+
+
+def _error_from_response(
+    response: requests.Response, endpoint: str, secrets: Iterable[str]
+) -> GraphError:
     try:
         body = response.json()
     except ValueError:
@@ -151,7 +160,7 @@ def _error_from_response(response: requests.Response, endpoint: str) -> GraphErr
     return GraphError(
         code if isinstance(code, int) else None,
         subcode if isinstance(subcode, int) else None,
-        str(error.get("message") or "")[:400],
+        _redact(str(error.get("message") or ""), secrets)[:400],
         None,
         response.status_code,
         error_type=str(error.get("type") or ""),
@@ -237,7 +246,8 @@ class GraphClient:
         body: dict[str, Any] | None = None,
     ) -> Any:
         url = f"{settings.GRAPH_API_BASE.rstrip('/')}/{settings.GRAPH_API_VERSION}/{endpoint}"
-        query = {**(params or {}), **self._auth_params()}
+        auth = self._auth_params()
+        query = {**(params or {}), **auth}
         data = json_dumps_exact(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         try:
@@ -262,7 +272,7 @@ class GraphClient:
                         None, None, f"{endpoint}: answer is not JSON", False, response.status_code
                     )
             else:
-                error = _error_from_response(response, endpoint)
+                error = _error_from_response(response, endpoint, auth.values())
         logger.warning(
             "Graph API %s %s failed for page %s: %s (transient=%s, fbtrace_id=%s)",
             method,

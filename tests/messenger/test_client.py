@@ -215,6 +215,17 @@ def test_graph_errors_are_logged_without_token_or_proof(graph_stub, client, capl
     assert graph_stub.requests[0].query["appsecret_proof"] not in caplog.text
 
 
+def test_a_token_echoed_in_a_graph_message_is_masked(graph_stub, client):
+    token = client.page.access_token
+    graph_stub.fail_next(status=400, code=190, message=f"Invalid OAuth access token: {token}")
+
+    with pytest.raises(GraphError) as raised:
+        client.send(_body())
+
+    assert token not in str(raised.value)
+    assert "Invalid OAuth access token: ••••" in raised.value.message
+
+
 def test_page_without_token_fails_before_any_request(graph_stub, messenger_page):
     MessengerPage.objects.filter(pk=messenger_page.pk).update(access_token="")
     messenger_page.refresh_from_db()
