@@ -187,6 +187,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 55},
     },
+    # Stripe webhook events stored but not processed within a minute (enqueue lost with
+    # Redis, worker died, retry chain lost): queue them again. Dropped if queued over 25 s.
+    "payments-sweep-provider-events": {
+        "task": "payments.tasks.sweep_provider_events",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 25},
+    },
     # Outbox rows whose delivery task was lost (Redis down at publish, worker died): publish
     # their customers' deliveries again. A run still queued after 25 s is dropped.
     "messenger-outbox-sweep": {

@@ -1,0 +1,87 @@
+"""Celery tasks of the payments app: thin wrappers around the services, taking ids."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from commerce.exceptions import RefundError
+from payments.gateways import GatewayError
+from payments.models import Refund
+from payments.services.events import (
+    ProviderEventRetry,
+    provider_event_process,
+    provider_events_stale,
+)
+from payments.services.refunds import refund_submit
+
+__all__ = [
+    "enqueue_provider_event",
+    "process_provider_event",
+    "submit_refund",
+    "sweep_provider_events",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Tries of a refund the provider did not answer, 1, 2, 4 ... minutes apart (about 4 hours).
+REFUND_SUBMIT_MAX_RETRIES = 8
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
+def process_provider_event(self, event_id: int) -> str:
+    """Process one stored webhook event. Safe to run twice and side by side.
+
+    Retries follow the count kept on the event row (``provider_event_process``), so Celery's
+    own limit is off; after the last try the event is marked failed and stays visible.
+    """
+    try:
+        return provider_event_process(event_id=event_id)
+    except ProviderEventRetry as retry:
+        raise self.retry(countdown=retry.countdown, exc=retry) from retry
+
+
+def enqueue_provider_event(event_id: int) -> None:
+    """Queue the processing of ``event_id`` now; a broker failure is logged, not raised: the
+    event is stored, and ``sweep_provider_events`` queues it within a minute or two."""
+    try:
+        process_provider_event.apply_async(args=[event_id], retry=False)
+    except Exception:
+        logger.exception("Could not queue provider event %s; the sweep will.", event_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_provider_events() -> int:
+    """Every 30 s from beat: queue stored events the worker should have processed by now."""
+    stale = provider_events_stale()
+    for event_id in stale:
+        enqueue_provider_event(event_id)
+    if stale:
+        logger.info("Re-queued %d pending provider events.", len(stale))
+    return len(stale)
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=REFUND_SUBMIT_MAX_RETRIES)
+def submit_refund(self, refund_id: int) -> str:
+    """Send a pending refund the provider did not answer; same idempotency key every time."""
+    refund = Refund.objects.filter(pk=refund_id).first()
+    if refund is None:
+        return "missing"
+    try:
+        refund = refund_submit(refund=refund)
+    except GatewayError as error:
+        if not error.transient:  # pragma: no cover - refund_submit turns refusals into failures
+            raise
+        if self.request.retries >= REFUND_SUBMIT_MAX_RETRIES:
+            logger.error(
+                "Refund %s: the payment provider did not answer after %d tries; it stays "
+                "pending without a provider id.",
+                refund_id,
+                self.request.retries + 1,
+            )
+            return refund.status
+        raise self.retry(countdown=60 * 2**self.request.retries, exc=error) from error
+    except RefundError:  # the provider refused: the refund is failed and on the timeline
+        return Refund.Status.FAILED
+    return refund.status
