@@ -165,7 +165,10 @@ def _route(turn: Turn) -> None:
         ref = event.referral.ref if event.referral is not None else ""
         if ref and referral_open(turn, ref=ref, greet=True):
             return
-        _payload_dispatch(turn, payload_parse(event.payload))
+        if event.payload and event.payload == getattr(turn.page, "get_started_payload", None):
+            _payload_dispatch(turn, Payload("GET_STARTED"))  # a page with its own payload
+        else:
+            _payload_dispatch(turn, payload_parse(event.payload))
     elif isinstance(event, ReferralEvent):
         if not referral_open(turn, ref=event.referral.ref or "", greet=False):
             _payload_dispatch(turn, Payload("GET_STARTED"))

@@ -54,10 +54,11 @@ REFERRAL_PREFIX = "product-"
 
 def products_visible(*, merchant_id: int) -> QuerySet[Product]:
     """The merchant's active products with at least one active variant, in display order, with
-    ``active_variants`` and ``image_list`` prefetched (two queries per evaluation, any size)."""
+    their merchant, ``active_variants`` and ``image_list`` (three queries per evaluation)."""
     return (
         Product.objects.filter(merchant_id=merchant_id, is_active=True)
         .filter(Exists(Variant.objects.filter(product_id=OuterRef("pk"), is_active=True)))
+        .select_related("merchant")
         .prefetch_related(
             Prefetch(
                 "variants",
@@ -159,7 +160,7 @@ def product_element(turn: Turn, product: Product, *, variant: Variant | None = N
     buttons.append(
         builders.url_button(
             pgettext("button", "Details"),
-            common.product_url(merchant=turn.merchant, product=product),
+            common.product_url(product=product, language=turn.language),
             webview_height_ratio="tall",
         )
     )
@@ -352,7 +353,7 @@ def _variants_say(turn: Turn, product: Product, *, buy: bool) -> None:
             )
         )
         return
-    text = _("Which one would you like? %(product)s") % {"product": title}
+    text = _("%(product)s: which one would you like?") % {"product": title}
     turn.say(
         builders.text(
             "\n".join([text, *lines]),
@@ -427,15 +428,33 @@ def _search_terms(query: str) -> list[str]:
     return terms
 
 
+_ALEFS = "اأإآ"
+_SEARCH_FIELDS = ("title", "title_ar", "description", "description_ar")
+
+
+def _spellings(term: str) -> set[str]:
+    """``term`` as shoppers and merchants may spell it in Arabic: with or without a hamza on a
+    leading alef, final ة or ه, final ى or ي (``text_normalize`` folded the term to the bare
+    letters; the catalog keeps what the merchant typed)."""
+    forms = {term}
+    if term[:1] in _ALEFS:
+        forms |= {alef + term[1:] for alef in _ALEFS}
+    if term[-1:] == "ه":
+        forms |= {form[:-1] + "ة" for form in forms}
+    if term[-1:] == "ي":
+        forms |= {form[:-1] + "ى" for form in forms}
+    return forms
+
+
 def _search_queryset(turn: Turn, terms: Sequence[str]) -> QuerySet[Product]:
+    """Products matching every term in one of the fields (one query, plus the prefetches)."""
     products = products_visible(merchant_id=turn.merchant.pk)
     for term in terms:
-        products = products.filter(
-            Q(title__icontains=term)
-            | Q(title_ar__icontains=term)
-            | Q(description__icontains=term)
-            | Q(description_ar__icontains=term)
-        )
+        matches = Q()
+        for form in sorted(_spellings(term)):
+            for field in _SEARCH_FIELDS:
+                matches |= Q(**{f"{field}__icontains": form})
+        products = products.filter(matches)
     return products
 
 

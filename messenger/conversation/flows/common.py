@@ -8,19 +8,18 @@ so the shopper always has a way forward.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from commerce.models import Merchant, Product
+from commerce.models import Product
 from core.exceptions import ApplicationError
 from core.money import Money
 from messenger import builders
 from messenger.conversation.router import payload_build
 from messenger.conversation.turn import Turn
+from messenger.views import product_page_url
 
 __all__ = [
     "absolute_url",
@@ -60,9 +59,12 @@ def absolute_url(path: str) -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + "/" + path.lstrip("/")
 
 
-def product_url(*, merchant: Merchant, product: Product) -> str:
-    """The product's public page (opened in the webview by the *Details* button)."""
-    return absolute_url(f"/shop/{quote(merchant.slug)}/{quote(product.handle)}/")
+def product_url(*, product: Product, language: str | None = None) -> str:
+    """The product's public page in ``language`` (opened in the webview by *Details*).
+
+    ``product.merchant`` must be loaded (``products_visible`` selects it).
+    """
+    return product_page_url(product=product, language=language)
 
 
 # -- state -----------------------------------------------------------------------------------------

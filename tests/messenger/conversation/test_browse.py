@@ -133,7 +133,7 @@ def test_category_carousel_cards(chat, merchant, shirts):
         {
             "type": "web_url",
             "title": "Details",
-            "url": f"{BASE}/shop/{merchant.slug}/{linen.handle}/",
+            "url": f"{BASE}/shop/{merchant.slug}/{linen.handle}/?lang=en",
             "webview_height_ratio": "tall",
         },
     ]
@@ -231,7 +231,7 @@ def test_product_card_and_its_variants(chat, tee):
     assert element["title"] == "Tee"
     assert element["subtitle"] == "from $10.00"
     assert choice["text"] == (
-        "Which one would you like? Tee\n"
+        "Tee: which one would you like?\n"
         "• S: $10.00\n"
         "• M: $12.00 (only 2 left)\n"
         "• L: $14.00 (out of stock)"
@@ -250,7 +250,7 @@ def test_variants_for_buy_now_lead_to_checkout(chat_ar, tee):
 
     [choice] = chat_ar.postback(f"VARIANTS:id={product.pk},buy=1")
 
-    assert choice["text"].startswith("أيّها تريد؟ تيشيرت\n• صغير: ")
+    assert choice["text"].startswith("تيشيرت: أيّها تريد؟\n• صغير: ")
     assert Chat.quick_reply_payloads(choice)[:2] == [
         f"BUY:variant={small.pk}",
         f"BUY:variant={medium.pk}",
@@ -396,6 +396,34 @@ def test_arabic_search(chat_ar, catalog, query, titles):
     assert intro["text"] == f"إليك ما وجدته عن «{query}»:"
     assert len(Chat.elements(carousel)) == titles
     assert Chat.elements(carousel)[0]["title"].startswith("قميص")
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [("حقيبه", "حقيبة جلد"), ("ابيض", "قميص أبيض"), ("إبريق", "ابريق شاي"), ("مقهي", "كوب مقهى")],
+)
+def test_arabic_search_forgives_hamza_ta_marbuta_and_alef_maqsura(chat_ar, merchant, query, title):
+    for arabic in ("حقيبة جلد", "قميص أبيض", "ابريق شاي", "كوب مقهى"):
+        variant_create(product=product_create(merchant=merchant, title="x", title_ar=arabic))
+
+    _intro, carousel = chat_ar.say(query)
+
+    assert [e["title"] for e in Chat.elements(carousel)] == [title]
+
+
+def test_details_opens_the_product_page_in_the_shoppers_language(chat_ar, merchant):
+    product = product_create(merchant=merchant, title="Tee", title_ar="تيشيرت")
+    variant_create(product=product)
+
+    [card] = chat_ar.postback(f"PRODUCT:{product.pk}")
+
+    [details] = [b for b in Chat.elements(card)[0]["buttons"] if b["type"] == "web_url"]
+    assert details == {
+        "type": "web_url",
+        "title": "التفاصيل",
+        "url": f"{BASE}/shop/{merchant.slug}/{product.handle}/?lang=ar",
+        "webview_height_ratio": "tall",
+    }
 
 
 def test_search_without_results_offers_categories(chat, merchant, catalog, shirts):

@@ -86,7 +86,7 @@ def test_replies_keep_their_order_and_dedupe_keys(chat, merchant):
     assert [row.dedupe_key for row in rows] == ["reply:77:0", "reply:77:1"]
     card, choice = chat.deliver()
     assert card["attachment"]["payload"]["template_type"] == "generic"
-    assert choice["text"].startswith("Which one would you like?")
+    assert choice["text"].startswith("Tee: which one would you like?")
 
 
 def test_a_paused_bot_answers_nothing(chat):
@@ -147,6 +147,15 @@ def test_sorry_in_arabic(chat_ar):
 
     assert reply["text"] == "عذرًا، لم أفهم ذلك. إليك ما يمكنني مساعدتك فيه:"
     assert Chat.quick_reply_titles(reply) == ["تسوّق", "السلة", "طلباتي", "مساعدة", "English"]
+
+
+def test_a_pages_own_get_started_payload_gets_the_welcome(chat):
+    chat.page.get_started_payload = "START_SHOPPING"
+    chat.page.save()
+
+    [welcome] = chat.postback("START_SHOPPING")
+
+    assert welcome["text"].startswith("Hi Layla! Welcome to Souq Layla.")
 
 
 def test_empty_postback_payload(chat):
