@@ -238,15 +238,20 @@ def _country_name(turn: Turn, code: str) -> str:
     return Locale.parse(turn.locale).territories.get(code, code)
 
 
+def _joined(turn: Turn, parts) -> str:
+    """Address parts joined with the comma of the shopper's language."""
+    separator = "، " if turn.language == "ar" else ", "
+    return separator.join(part for part in parts if part)
+
+
 def _address_text(turn: Turn, address: Address) -> str:
     parts = [address.name, address.line1, address.line2, address.city, address.region]
-    parts += [address.postal_code, _country_name(turn, address.country)]
-    return ", ".join(part for part in parts if part)
+    return _joined(turn, [*parts, address.postal_code, _country_name(turn, address.country)])
 
 
-def _address_title(address: Address) -> str:
-    """A quick-reply title (20 characters at most after truncation by the builder)."""
-    return f"{address.line1}, {address.city}"
+def _address_title(turn: Turn, address: Address) -> str:
+    """A quick-reply title (the builder truncates it to 20 characters)."""
+    return _joined(turn, [address.line1, address.city])
 
 
 def _qr(title: str, verb: str, arg: str | int | None = None) -> dict:
@@ -524,7 +529,7 @@ def _offer_addresses(turn: Turn, saved: list[Address]) -> None:
     lines = [f"{index}. {_address_text(turn, a)}" for index, a in enumerate(saved, start=1)]
     text = _("Where should we deliver? Tap a saved address, or type a new one.")
     choices = [
-        _qr(f"{i}. {_address_title(a)}", "ADDRESS_USE", a.pk) for i, a in enumerate(saved, 1)
+        _qr(f"{i}. {_address_title(turn, a)}", "ADDRESS_USE", a.pk) for i, a in enumerate(saved, 1)
     ]
     choices.append(_qr(_("New address"), "ADDRESS_NEW"))
     turn.say(builders.text(text + "\n\n" + "\n".join(lines), quick_replies=choices))
@@ -932,17 +937,17 @@ def order_summary_lines(turn: Turn, order: Order) -> list[str]:
 
 def _say_summary(turn: Turn, order: Order) -> None:
     head = _("Order %(number)s is ready to pay.") % {"number": order.number}
-    address = ", ".join(
-        part
-        for part in (
+    address = _joined(
+        turn,
+        [
             order.shipping_name,
             order.shipping_line1,
             order.shipping_line2,
             order.shipping_city,
+            order.shipping_region,
             order.shipping_postal_code,
             _country_name(turn, order.shipping_country) if order.shipping_country else "",
-        )
-        if part
+        ],
     )
     minutes = settings.STOCK_RESERVATION_MINUTES
     hold = ngettext(

@@ -232,7 +232,7 @@ def test_new_shopper_in_arabic(chat_ar, variant, standard):
     total = Money(2500, "USD").format("ar")
     assert "قميص كتان (وسط)" in text
     assert total in text
-    assert "الكويت" in text
+    assert "التوصيل إلى: ليلى حداد، قطعة ٣ شارع ١٢ منزل ٧، السالمية، الكويت" in text
     button = pay_button(summary)
     assert button["title"] == f"ادفع {total}"
     assert button["messenger_extensions"] is True
