@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("commerce.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("payments.urls")),
     path("", include("messenger.urls")),
 ]
 

@@ -886,7 +886,9 @@ def stripe_stub_server() -> Iterator[StripeStub]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(stub))
     server.daemon_threads = True
     stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="stripe-stub", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="stripe-stub", daemon=True
+    )
     thread.start()
     try:
         yield stub
