@@ -21,8 +21,9 @@
      ``product-<SKU>`` opens that product;
    - attachments (images, stickers) get a polite "I can only read text";
 3. saves the customer's conversation state and context, and writes each reply with
-   ``outbox_enqueue`` under the dedupe key ``reply:<inbound_event_id>:<n>``, so a replayed event
-   never answers twice.
+   ``outbox_enqueue`` under the dedupe key ``reply:<inbound_event_id>:<n>``. A replayed event
+   whose first reply is already in the outbox is skipped before any handler runs, so it neither
+   changes anything (a second "Add to cart") nor answers twice.
 
 An ``ApplicationError`` raised by a handler (out of stock, quantity limit, closed cart...) rolls
 back the handler's writes and its queued replies (a savepoint) and answers with the error's
@@ -124,6 +125,10 @@ def conversation_handle(*, customer, page, event, inbound_event_id: int) -> list
     if isinstance(event, MessageEvent) and event.is_echo:
         return []
     flows_load()
+    if customer.merchant_id == page.merchant_id:
+        customer.merchant = page.merchant  # usually loaded with the page: saves a query
+    if OutboundMessage.objects.filter(dedupe_key=_reply_key(inbound_event_id, 0)).exists():
+        return []  # Already answered (a retried inbox row): neither act nor answer again.
     turn = Turn(customer=customer, page=page, event=event)
     before = (customer.conversation_state, _copy(customer.conversation_context))
     with transaction.atomic():
@@ -148,11 +153,15 @@ def conversation_handle(*, customer, page, event, inbound_event_id: int) -> list
                 customer=customer,
                 page=page,
                 message=message,
-                dedupe_key=f"reply:{inbound_event_id}:{n}",
+                dedupe_key=_reply_key(inbound_event_id, n),
             )
             if row is not None:
                 written.append(row)
     return written
+
+
+def _reply_key(inbound_event_id: int, n: int) -> str:
+    return f"reply:{inbound_event_id}:{n}"
 
 
 def _copy(context: Any) -> Any:

@@ -76,6 +76,17 @@ def test_replayed_event_is_answered_once(chat):
     assert OutboundMessage.objects.filter(customer=chat.customer).count() == 1
 
 
+def test_a_replayed_add_to_cart_adds_once(chat, merchant):
+    variant = variant_create(product=product_create(merchant=merchant))
+    item = chat.postback_item(f"ADD:variant={variant.pk},qty=1")
+
+    chat.handle(item, inbound_event_id=5151)
+    chat.handle(item, inbound_event_id=5151)
+
+    assert CartLine.objects.get(cart__customer=chat.customer).quantity == 1
+    assert len(chat.deliver()) == 1
+
+
 def test_replies_keep_their_order_and_dedupe_keys(chat, merchant):
     product = product_create(merchant=merchant, title="Tee")
     variant_create(product=product, name="S")
