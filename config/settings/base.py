@@ -129,6 +129,8 @@ CATALOG_IMPORT_MAX_BYTES = env_int("CATALOG_IMPORT_MAX_BYTES", 20 * 1024 * 1024,
 # Integrations (validated by system checks, read when used).
 MESSENGER_APP_SECRET = env_str("MESSENGER_APP_SECRET", "")
 MESSENGER_VERIFY_TOKEN = env_str("MESSENGER_VERIFY_TOKEN", "")
+# Messenger webhook bodies larger than this are refused with 413 before the signature check.
+MESSENGER_WEBHOOK_MAX_BYTES = env_int("MESSENGER_WEBHOOK_MAX_BYTES", 256 * 1024, minimum=1024)
 GRAPH_API_BASE = env_url("GRAPH_API_BASE", "https://graph.facebook.com", schemes=("http", "https"))
 GRAPH_API_VERSION = env_str("GRAPH_API_VERSION", "v25.0")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
@@ -194,6 +196,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 25},
     },
+    # Inbox rows pending for over a minute (nudge lost with Redis, worker died, failed and
+    # waiting for a retry): publish one drain. A run still queued after 25 s is dropped.
+    "messenger-inbox-sweep": {
+        "task": "messenger.tasks.inbox.inbox_sweep",
+        "schedule": timedelta(seconds=30),
+        "options": {"expires": 25},
+    },
     # Outbox rows whose delivery task was lost (Redis down at publish, worker died): publish
     # their customers' deliveries again. A run still queued after 25 s is dropped.
     "messenger-outbox-sweep": {
@@ -212,5 +221,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # urllib3 logs full request URLs at DEBUG, and Graph API URLs carry the page token.
+        "urllib3": {"level": "WARNING"},
+    },
 }

@@ -1,0 +1,605 @@
+"""The Messenger webhook inbox: store what arrived, then process it one customer at a time.
+
+Two halves with different budgets:
+
+- **Ingest** (``inbound_events_store``, inside the webhook request): parse and validate the body,
+  write one ``InboundEvent`` per ``entry[].messaging[]`` / ``standby[]`` item with a single
+  ``INSERT ... ON CONFLICT DO NOTHING`` on the unique ``dedupe_key``, and after commit *nudge* the
+  worker. The nudge is debounced (``SET inbox:nudge NX PX 200`` in Redis; only the request that
+  sets the key publishes ``inbox_drain``, with a countdown of the same interval), so under load
+  the web processes publish a few tasks per second instead of one per request: a Celery publish
+  per request costs more than the whole rest of the ingest. A row committed while the key lives
+  is covered by the drain already scheduled, which runs after the key expires. Redis being down
+  costs nothing but latency: the request still answers 200 and ``inbox_sweep`` picks the rows up.
+- **Processing** (``inbound_events_drain`` / ``inbound_event_process``, in the worker): pending
+  rows grouped by customer ``(page_id, sender_psid)``, each customer under a lock, its rows in
+  ``(timestamp_ms, id)`` order, each row in its own transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from core.exceptions import ApplicationError
+from messenger import events as ev
+from messenger.models import InboundEvent, MessengerPage
+from messenger.services.customers import customer_record_referral, customer_touch, customer_upsert
+
+logger = logging.getLogger(__name__)
+
+Status = InboundEvent.Status
+
+# Ingest -------------------------------------------------------------------------------------
+NUDGE_KEY = "inbox:nudge"
+NUDGE_INTERVAL_MS = 200
+# After a Redis error, web processes stop trying for this long (a dead Redis must not cost every
+# request a connection attempt); the sweep recovers whatever was stored meanwhile.
+_REDIS_BACKOFF_SECONDS = 1.0
+# Active page ids seen by this process. Only positive answers are cached, so a newly connected
+# page is seen at once; a page deactivated or deleted is still "known" here for up to this long,
+# and processing checks the page again (its rows end up ignored there).
+_PAGE_CACHE_SECONDS = 30.0
+
+# Processing ---------------------------------------------------------------------------------
+MAX_ATTEMPTS = 5
+DRAIN_MAX_EVENTS = 1000
+DRAIN_MAX_SECONDS = 20.0  # below CELERY_TASK_SOFT_TIME_LIMIT (30 s)
+_CUSTOMERS_PER_PASS = 50
+LEGACY_PAYMENTS_NOTE = "legacy payments arrive with the payments issue"
+
+
+class WebhookPayloadError(ApplicationError):
+    """The webhook body is not a Messenger page event batch (the view answers 400)."""
+
+    default_code = "invalid_webhook_payload"
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What one webhook body held. Replayed items are counted too: the single ``INSERT ... ON
+    CONFLICT DO NOTHING`` does not say which rows were new, and asking would cost a query."""
+
+    pending: int  # items of known pages, handed to the worker
+    ignored: int  # items of unknown or inactive pages, stored as ignored
+
+    @property
+    def items(self) -> int:
+        return self.pending + self.ignored
+
+
+# --------------------------------------------------------------------------------------------
+# Ingest
+# --------------------------------------------------------------------------------------------
+
+
+def inbound_events_store(*, raw_body: bytes) -> StoreResult:
+    """Store every messaging item of a (signature-checked) webhook body, once.
+
+    One transaction, one ``INSERT`` for the batch; an item whose ``dedupe_key`` (``mid``, or a
+    hash for items without one) is already stored is skipped. Items of pages that are not
+    connected and active are stored with status ``ignored``. After commit the worker is nudged.
+
+    :raises WebhookPayloadError: not JSON, ``object`` other than ``page``, or a malformed
+        ``entry`` (nothing is stored).
+    """
+    payload = _payload_parse(raw_body)
+    rows = _rows_build(payload)
+    if not rows:
+        return StoreResult(pending=0, ignored=0)
+    known = _active_page_ids({row.page_id for row in rows})
+    pending = 0
+    for row in rows:
+        if row.page_id in known:
+            pending += 1
+        else:
+            row.status = Status.IGNORED
+            row.error = "unknown or inactive page"
+    _rows_insert(rows)
+    if pending:
+        transaction.on_commit(inbox_nudge)
+    if pending < len(rows):
+        logger.info(
+            "webhook: %d item(s) for unknown or inactive page(s) %s stored as ignored",
+            len(rows) - pending,
+            sorted({row.page_id for row in rows} - known),
+        )
+    return StoreResult(pending=pending, ignored=len(rows) - pending)
+
+
+# Rows per INSERT statement: PostgreSQL takes at most 65,535 parameters in one.
+_INSERT_CHUNK = 1000
+# The columns ingest writes, in order (the id is the database's).
+_INSERT_FIELDS = (
+    "page_id", "sender_psid", "dedupe_key", "kind", "payload", "timestamp_ms", "is_standby",
+    "status", "received_at", "attempts", "error",
+)  # fmt: skip
+
+
+def _rows_insert(rows: list[InboundEvent]) -> None:
+    """One ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING`` for the batch.
+
+    Not ``bulk_create(ignore_conflicts=True)``: that opens a transaction of its own (BEGIN and
+    COMMIT round trips around the statement) and compiles the statement through the ORM on
+    every call, which together cost more than the rest of the request (measured by
+    ``bench/webhook_ingest``). A single statement is atomic by itself: all rows or none. Values
+    go through each field's ``get_db_prep_save``, as the ORM's would; PostgreSQL and SQLite
+    (3.24+) both speak ``ON CONFLICT ... DO NOTHING``. Inside an outer transaction (tests,
+    ``ATOMIC_REQUESTS``) the statement simply joins it.
+    """
+    fields = [InboundEvent._meta.get_field(name) for name in _INSERT_FIELDS]
+    now = timezone.now()
+    params: list[Any] = []
+    for row in rows:
+        row.received_at = now
+        params.extend(
+            field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields
+        )
+    width = len(fields)
+    chunks = [rows[i : i + _INSERT_CHUNK] for i in range(0, len(rows), _INSERT_CHUNK)]
+    # Beyond one chunk (never seen from Meta, but a body may hold that many items) the
+    # statements share a transaction, so the body is still stored all or nothing.
+    atomic = transaction.atomic() if len(chunks) > 1 else contextlib.nullcontext()
+    with atomic, connection.cursor() as cursor:
+        offset = 0
+        for chunk in chunks:
+            end = offset + len(chunk) * width
+            cursor.execute(_insert_sql(connection.vendor, len(chunk)), params[offset:end])
+            offset = end
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(vendor: str, count: int) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(InboundEvent._meta.get_field(name).column) for name in _INSERT_FIELDS)
+    one = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+    table = quote(InboundEvent._meta.db_table)
+    dedupe = quote(InboundEvent._meta.get_field("dedupe_key").column)
+    # Only model metadata is formatted into the text; every value is a parameter.
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * count)} "  # noqa: S608
+        f"ON CONFLICT ({dedupe}) DO NOTHING"
+    )
+
+
+def _payload_parse(raw_body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw_body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise WebhookPayloadError("The body is not valid JSON.", code="malformed_json") from None
+    if not isinstance(payload, dict) or payload.get("object") != "page":
+        raise WebhookPayloadError(
+            "Only events of the 'page' object are accepted.", code="unsupported_object"
+        )
+    if not isinstance(payload.get("entry"), list):
+        raise WebhookPayloadError("'entry' must be a list.", code="malformed_entry")
+    return payload
+
+
+def _identifier(value: Any, *, max_length: int) -> str | None:
+    """A Graph id as text (ids arrive as strings, sometimes as numbers), or None if unusable."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    return text if text.isdigit() and len(text) <= max_length else None
+
+
+def _rows_build(payload: dict[str, Any]) -> list[InboundEvent]:
+    rows: dict[str, InboundEvent] = {}
+    for entry in payload["entry"]:
+        if not isinstance(entry, dict):
+            raise WebhookPayloadError("Each entry must be an object.", code="malformed_entry")
+        page_id = _identifier(entry.get("id"), max_length=32)
+        if page_id is None:
+            raise WebhookPayloadError("Each entry needs a page id.", code="malformed_entry")
+        for field, is_standby in (("messaging", False), ("standby", True)):
+            items = entry.get(field, [])
+            if not isinstance(items, list):
+                raise WebhookPayloadError(f"'{field}' must be a list.", code="malformed_entry")
+            for item in items:
+                row = _row_build(item, page_id=page_id, is_standby=is_standby)
+                rows.setdefault(row.dedupe_key, row)  # a mid twice in one body: stored once
+    return list(rows.values())
+
+
+def _row_build(item: Any, *, page_id: str, is_standby: bool) -> InboundEvent:
+    if not isinstance(item, dict):
+        raise WebhookPayloadError("Each messaging item must be an object.", code="malformed_item")
+    message = item.get("message")
+    is_echo = isinstance(message, dict) and bool(message.get("is_echo"))
+    # The customer of an echo (a message the page sent) is its recipient.
+    party = item.get("recipient" if is_echo else "sender")
+    psid = ""
+    if party is not None:
+        psid = _identifier(party.get("id") if isinstance(party, dict) else None, max_length=64)
+        if psid is None:
+            raise WebhookPayloadError("A messaging item has a malformed id.", code="malformed_item")
+    timestamp = item.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+        timestamp = 0
+    dedupe_key = ev.event_dedupe_key(item, page_id=page_id)
+    if len(dedupe_key) > 128:  # the column's width; keep it unique, stably
+        dedupe_key = "sha256:" + hashlib.sha256(dedupe_key.encode()).hexdigest()
+    return InboundEvent(
+        page_id=page_id,
+        sender_psid=psid,
+        dedupe_key=dedupe_key,
+        kind=ev.event_kind(item)[:32],
+        payload=item,
+        timestamp_ms=timestamp,
+        is_standby=is_standby,
+    )
+
+
+_page_cache: dict[str, float] = {}  # page id -> monotonic expiry
+
+
+def _active_page_ids(page_ids: set[str]) -> set[str]:
+    now = time.monotonic()
+    known = {page_id for page_id in page_ids if _page_cache.get(page_id, 0.0) > now}
+    missing = page_ids - known
+    if missing:
+        found = set(
+            MessengerPage.objects.filter(page_id__in=missing, is_active=True).values_list(
+                "page_id", flat=True
+            )
+        )
+        for page_id in found:
+            _page_cache[page_id] = now + _PAGE_CACHE_SECONDS
+        known |= found
+    return known
+
+
+def inbox_page_cache_clear() -> None:
+    """Forget the active page ids this process has seen (tests; a page just deactivated)."""
+    _page_cache.clear()
+
+
+# The nudge ----------------------------------------------------------------------------------
+
+_redis_lock = threading.Lock()
+_redis_clients: dict[str, redis.Redis] = {}
+_nudge_state = {"covered_until": 0.0, "redis_down_until": 0.0}
+
+
+def _redis_client() -> redis.Redis:
+    url = settings.REDIS_URL
+    with _redis_lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=0.25, socket_timeout=0.25, retry_on_timeout=False
+            )
+            _redis_clients[url] = client
+        return client
+
+
+def inbox_nudge() -> bool:
+    """Make sure a drain runs within ``NUDGE_INTERVAL_MS``; publish one only if none is due.
+
+    Called after the commit of stored rows. Returns whether this call published. Never raises:
+    a broker or Redis failure is logged and left to ``inbox_sweep``.
+    """
+    now = time.monotonic()
+    # This process set the key itself less than an interval ago: a drain is already due after
+    # the key's expiry, which is after now (the key was set after `covered_until` was computed
+    # from a time before the SET). Saves the Redis round trip under load.
+    if now < _nudge_state["covered_until"] or now < _nudge_state["redis_down_until"]:
+        return False
+    try:
+        is_first = _redis_client().set(NUDGE_KEY, b"1", nx=True, px=NUDGE_INTERVAL_MS)
+        if not is_first:
+            return False
+        _nudge_state["covered_until"] = now + NUDGE_INTERVAL_MS / 1000 * 0.9
+        from messenger.tasks.inbox import inbox_drain  # the task module imports this one
+
+        inbox_drain.apply_async(countdown=NUDGE_INTERVAL_MS / 1000, retry=False)
+    except Exception:  # Redis or the broker is down: the rows are stored, the sweep finds them
+        _nudge_state["redis_down_until"] = now + _REDIS_BACKOFF_SECONDS
+        logger.warning("inbox: could not nudge the worker; the sweep will pick the rows up")
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Processing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    processed: int  # rows that left `pending` (processed, ignored or failed for good)
+    more: bool  # stopped at the per-run bound with rows still waiting
+
+
+def inbound_events_drain(
+    *,
+    include_retries: bool = False,
+    max_events: int = DRAIN_MAX_EVENTS,
+    max_seconds: float = DRAIN_MAX_SECONDS,
+) -> DrainResult:
+    """Process pending inbox rows, customer by customer, until none is left (or a bound is hit).
+
+    Safe to run in several workers at once: a customer locked by another drain is skipped (that
+    drain finishes the customer's rows), and each row is claimed with ``SELECT ... FOR UPDATE
+    SKIP LOCKED`` and a status re-check. A customer whose oldest pending row failed before waits
+    for a drain with ``include_retries`` (the sweep's), so a failing row is retried about once a
+    minute rather than on every nudge, and the customer's later rows stay behind it.
+    """
+    deadline = time.monotonic() + max_seconds
+    processed = 0
+    skipped: set[tuple[str, str]] = set()
+    while True:
+        candidates = [
+            (group["page_id"], group["sender_psid"])
+            for group in InboundEvent.objects.filter(status=Status.PENDING)
+            .values("page_id", "sender_psid")
+            .annotate(first=Min("id"))
+            .order_by("first")[: _CUSTOMERS_PER_PASS + len(skipped)]
+        ]
+        candidates = [key for key in candidates if key not in skipped]
+        if not candidates:
+            return DrainResult(processed=processed, more=False)
+        for page_id, psid in candidates:
+            if processed >= max_events or time.monotonic() >= deadline:
+                return DrainResult(processed=processed, more=True)
+            done, finished = _customer_drain(
+                page_id=page_id,
+                psid=psid,
+                include_retries=include_retries,
+                budget=max_events - processed,
+                deadline=deadline,
+            )
+            processed += done
+            if not finished:
+                skipped.add((page_id, psid))
+            if processed >= max_events or time.monotonic() >= deadline:
+                return DrainResult(processed=processed, more=True)
+
+
+def _customer_drain(
+    *, page_id: str, psid: str, include_retries: bool, budget: int, deadline: float
+) -> tuple[int, bool]:
+    """Process one customer's pending rows in order. Returns (rows done, whether none is left
+    that this drain could take)."""
+    done = 0
+    with _customer_lock(page_id=page_id, psid=psid) as held:
+        if not held:
+            return 0, False
+        while done < budget and time.monotonic() < deadline:
+            head = (
+                InboundEvent.objects.filter(
+                    page_id=page_id, sender_psid=psid, status=Status.PENDING
+                )
+                .order_by("timestamp_ms", "id")
+                .values_list("id", "attempts")
+                .first()
+            )
+            if head is None:
+                return done, True
+            event_id, attempts = head
+            if attempts and not include_retries:
+                return done, False
+            try:
+                row = inbound_event_process(event_id=event_id)
+            except Exception:  # the database itself failed; leave the customer to the sweep
+                logger.exception("inbox: could not process event %s", event_id)
+                return done, False
+            if row is None or row.status == Status.PENDING:
+                return done, False  # claimed elsewhere, or failed and waiting for a retry
+            done += 1
+    return done, False
+
+
+@contextmanager
+def _customer_lock(*, page_id: str, psid: str) -> Iterator[bool]:
+    """Hold the per-customer processing lock, if free; yields whether it was acquired.
+
+    On PostgreSQL a session-level advisory lock (``pg_try_advisory_lock``) on a 64-bit hash of
+    the customer. Chosen over a Redis lock because PostgreSQL releases it the moment the
+    worker's connection ends: a killed worker frees its customers at once, and there is no TTL
+    that must outlast the slowest handler (a Redis lock that expires mid-handler lets a second
+    worker into the same customer). It needs no other server, and ``try`` never blocks a worker
+    behind another. It needs a session per worker, so it does not survive a transaction-pooling
+    proxy (PgBouncer in transaction mode). A hash collision only makes two customers wait for
+    each other.
+
+    On SQLite (development, tests) an ``flock`` on a file per customer (one machine is all
+    SQLite serves), or a thread lock for an in-memory database (one process).
+    """
+    name = f"{page_id}:{psid}"
+    digest = hashlib.sha256(f"inbox:{name}".encode()).digest()
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s::int8)", [key])
+            held = bool(cursor.fetchone()[0])
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT pg_advisory_unlock(%s::int8)", [key])
+                except Exception:  # the connection is gone, and the lock with it
+                    logger.warning("inbox: could not release the lock of customer %s", name)
+        return
+    database = str(connection.settings_dict.get("NAME") or "")
+    if database == ":memory:" or "mode=memory" in database:
+        with _thread_locks_guard:
+            lock = _thread_locks.setdefault((database, name), threading.Lock())
+        held = lock.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held:
+                lock.release()
+        return
+    directory = Path(tempfile.gettempdir()) / "messenger-inbox-locks"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    database_digest = hashlib.sha256(os.path.abspath(database).encode()).hexdigest()[:16]
+    path = directory / f"{database_digest}-{digest.hex()[:32]}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+_thread_locks: dict[tuple[str, str], threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def inbound_event_process(*, event_id: int) -> InboundEvent | None:
+    """Process one pending inbox row in its own transaction; return it, or None if it was not
+    pending (done already, or being processed by someone else right now).
+
+    Precondition: the caller holds the row's customer lock (``inbound_events_drain`` does), so
+    the customer's rows are handled one at a time and in order.
+
+    The handler's writes (customer, cart, outbox rows...) run in a savepoint: if it raises, they
+    are rolled back, ``attempts`` goes up and the error text is kept; the row stays pending for a
+    retry and is marked ``failed`` after ``MAX_ATTEMPTS``.
+    """
+    with transaction.atomic():
+        row = (
+            InboundEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk=event_id, status=Status.PENDING)
+            .first()
+        )
+        if row is None:
+            return None
+        row.attempts += 1
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                status, note = _dispatch(row, now=now)
+        except Exception as exc:
+            logger.exception(
+                "inbox: event %s (%s) failed, attempt %d", row.pk, row.kind, row.attempts
+            )
+            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status, row.processed_at = Status.FAILED, now
+        else:
+            row.status, row.error, row.processed_at = status, note, now
+        row.save(update_fields=["status", "error", "processed_at", "attempts"])
+    return row
+
+
+# Handlers: each returns the row's final status and a note -----------------------------------
+
+Outcome = tuple[str, str]
+
+
+def _dispatch(row: InboundEvent, *, now: datetime) -> Outcome:
+    page = MessengerPage.objects.select_related("merchant").filter(page_id=row.page_id).first()
+    if page is None or not page.is_active:
+        return Status.IGNORED, "unknown or inactive page"
+    event = ev.event_parse(row.payload, page_id=row.page_id)
+    handler = _HANDLERS.get(type(event), _handle_unknown)
+    return handler(row=row, page=page, event=event, now=now)
+
+
+def _event_time(event: Any, *, row: InboundEvent) -> datetime:
+    """When the customer acted: the event's timestamp (the 24-hour window counts from the
+    message, not from when we got to it), but never after we received it (clocks differ)."""
+    if not event.timestamp_ms:
+        return row.received_at
+    return min(datetime.fromtimestamp(event.timestamp_ms / 1000, tz=UTC), row.received_at)
+
+
+def _handle_conversation(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
+    if isinstance(event, ev.MessageEvent) and event.is_echo:
+        return Status.PROCESSED, ""  # what the page itself sent
+    if not event.sender_psid:
+        return Status.IGNORED, "no sender"
+    customer = customer_upsert(page=page, psid=event.sender_psid, now=now)
+    customer_touch(customer=customer, at=_event_time(event, row=row))
+    referral = getattr(event, "referral", None)
+    if referral is not None:
+        customer_record_referral(customer=customer, referral=referral)
+    if row.is_standby:
+        # Another app (a person's inbox) has thread control: we keep the customer up to date
+        # but do not answer.
+        return Status.PROCESSED, "standby"
+    from messenger.conversation.engine import conversation_handle  # imports the flows
+
+    conversation_handle(customer=customer, page=page, event=event, inbound_event_id=row.pk)
+    return Status.PROCESSED, ""
+
+
+def _handle_delivery(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
+    from messenger.services.outbox import outbox_mark_delivered
+
+    outbox_mark_delivered(
+        page_id=page.page_id, psid=event.sender_psid, mids=event.mids, watermark=event.watermark
+    )
+    return Status.PROCESSED, ""
+
+
+def _handle_read(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
+    from messenger.services.outbox import outbox_mark_read
+
+    outbox_mark_read(page_id=page.page_id, psid=event.sender_psid, watermark=event.watermark)
+    return Status.PROCESSED, ""
+
+
+def _handle_legacy_payment(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
+    return Status.IGNORED, LEGACY_PAYMENTS_NOTE
+
+
+def _handle_unknown(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
+    return Status.IGNORED, f"unhandled event kind {row.kind!r}"
+
+
+_HANDLERS: dict[type, Callable[..., Outcome]] = {
+    ev.MessageEvent: _handle_conversation,
+    ev.PostbackEvent: _handle_conversation,
+    ev.ReferralEvent: _handle_conversation,
+    ev.OptinEvent: _handle_conversation,
+    ev.DeliveryEvent: _handle_delivery,
+    ev.ReadEvent: _handle_read,
+    ev.PreCheckoutEvent: _handle_legacy_payment,
+    ev.CheckoutUpdateEvent: _handle_legacy_payment,
+    ev.PaymentEvent: _handle_legacy_payment,
+}
+
+
+# Sweep --------------------------------------------------------------------------------------
+
+
+def inbound_events_stale_exist(*, older_than: timedelta = timedelta(seconds=60)) -> bool:
+    """Whether some row has been pending longer than ``older_than`` (its nudge was lost: Redis
+    was down, a worker died, or it failed and waits for a retry). Uses the partial index on
+    pending rows."""
+    cutoff = timezone.now() - older_than
+    return InboundEvent.objects.filter(status=Status.PENDING, received_at__lt=cutoff).exists()

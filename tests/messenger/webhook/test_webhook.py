@@ -1,0 +1,387 @@
+"""The Messenger webhook: verification, signatures on raw bytes, limits, and what gets stored.
+
+Every POST is signed like Meta signs it: HMAC of the app secret over the exact bytes sent.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from messenger.models import InboundEvent
+from messenger.services import inbox
+from tests.conftest import free_port
+from tests.messenger.webhook.helpers import (
+    PAGE_ID,
+    PSID,
+    URL,
+    body_of,
+    fixture_bytes,
+    fixture_json,
+    message_item,
+    signed_headers,
+)
+
+pytestmark = pytest.mark.django_db
+
+Status = InboundEvent.Status
+
+
+# --------------------------------------------------------------------------------------------
+# GET: subscription verification
+# --------------------------------------------------------------------------------------------
+
+
+def _verify(client, **params):
+    query = {"hub.mode": "subscribe", "hub.challenge": "1158201444", **params}
+    return client.get(URL, query)
+
+
+def test_verification_answers_the_challenge_as_plain_text(client, settings):
+    settings.MESSENGER_VERIFY_TOKEN = "verify-me"
+    response = _verify(client, **{"hub.verify_token": "verify-me"})
+    assert response.status_code == 200
+    assert response.content == b"1158201444"
+    assert response["Content-Type"].startswith("text/plain")
+
+
+def test_verification_with_a_wrong_token_is_refused(client, settings):
+    settings.MESSENGER_VERIFY_TOKEN = "verify-me"
+    response = _verify(client, **{"hub.verify_token": "guess"})
+    assert response.status_code == 403
+    assert b"1158201444" not in response.content
+
+
+def test_verification_with_a_wrong_mode_is_refused(client, settings):
+    settings.MESSENGER_VERIFY_TOKEN = "verify-me"
+    response = _verify(client, **{"hub.verify_token": "verify-me", "hub.mode": "unsubscribe"})
+    assert response.status_code == 403
+
+
+def test_verification_without_a_configured_token_is_refused(client, settings):
+    settings.MESSENGER_VERIFY_TOKEN = ""
+    assert _verify(client, **{"hub.verify_token": ""}).status_code == 403
+
+
+def test_other_methods_are_not_allowed(client):
+    assert client.put(URL, data=b"{}").status_code == 405
+
+
+# --------------------------------------------------------------------------------------------
+# POST: signatures over the raw body
+# --------------------------------------------------------------------------------------------
+
+
+def test_valid_sha256_signature_stores_the_event(page, post):
+    body = fixture_bytes("text_message")
+
+    response = post(body, **signed_headers(body))
+
+    assert response.status_code == 200
+    assert response.content == b"EVENT_RECEIVED"
+    row = InboundEvent.objects.get()
+    assert (row.page_id, row.sender_psid, row.dedupe_key) == (PAGE_ID, PSID, "message:m_txt_0001")
+    assert row.status == Status.PENDING
+    assert row.timestamp_ms == 1764067200000
+    assert row.payload == fixture_json("text_message")["entry"][0]["messaging"][0]
+    assert not row.is_standby
+
+
+def test_legacy_sha1_signature_alone_is_accepted(page, post):
+    body = fixture_bytes("postback")
+
+    response = post(body, **signed_headers(body, algorithm="sha1"))
+
+    assert response.status_code == 200
+    assert InboundEvent.objects.get().dedupe_key == "postback:m_pb_0001"
+
+
+def test_a_valid_sha1_does_not_rescue_a_wrong_sha256(page, post):
+    body = fixture_bytes("postback")
+    headers = {**signed_headers(body, algorithm="sha1"), **signed_headers(body, secret="nope")}
+
+    assert post(body, **headers).status_code == 403
+    assert InboundEvent.objects.count() == 0
+
+
+def test_tampered_body_is_refused_and_nothing_stored(page, post):
+    body = fixture_bytes("postback")
+    tampered = body.replace(b"ADD:variant=1", b"ADD:variant=9")
+
+    response = post(tampered, **signed_headers(body))
+
+    assert response.status_code == 403
+    assert InboundEvent.objects.count() == 0
+
+
+def test_missing_signature_is_refused(page, post):
+    assert post(fixture_bytes("text_message")).status_code == 403
+    assert InboundEvent.objects.count() == 0
+
+
+def test_signature_of_another_secret_is_refused(page, post):
+    body = fixture_bytes("text_message")
+    assert post(body, **signed_headers(body, secret="other-app-secret")).status_code == 403
+    assert InboundEvent.objects.count() == 0
+
+
+def test_malformed_signature_header_is_refused(page, post):
+    body = fixture_bytes("text_message")
+    for value in ("sha256=", "md5=abc", "sha256=zz", "sha256=" + "é" * 64, ""):
+        assert post(body, HTTP_X_HUB_SIGNATURE_256=value).status_code == 403
+    assert InboundEvent.objects.count() == 0
+
+
+def test_no_configured_app_secret_refuses_everything(page, post, settings):
+    body = fixture_bytes("text_message")
+    headers = signed_headers(body, secret="")
+    settings.MESSENGER_APP_SECRET = ""
+    assert post(body, **headers).status_code == 403
+    assert InboundEvent.objects.count() == 0
+
+
+def test_non_ascii_body_is_verified_on_its_raw_bytes(page, post):
+    """The Arabic fixture sent as UTF-8 (not \\u escapes): the signature covers those bytes,
+    and a signature computed over any other encoding of the same JSON is refused."""
+    payload = fixture_json("text_message_arabic")
+    raw = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    escaped = json.dumps(payload).encode("ascii")
+    assert raw != escaped
+
+    assert post(raw, **signed_headers(escaped)).status_code == 403
+    response = post(raw, **signed_headers(raw))
+
+    assert response.status_code == 200
+    row = InboundEvent.objects.get()
+    assert row.payload["message"]["text"] == "سلة التسوق"
+
+
+def test_escaped_arabic_fixture_as_meta_sends_it(page, post):
+    body = fixture_bytes("text_message_arabic")
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.get().payload["message"]["text"] == "سلة التسوق"
+
+
+# --------------------------------------------------------------------------------------------
+# POST: bad input changes nothing
+# --------------------------------------------------------------------------------------------
+
+
+def test_body_over_the_limit_is_refused_with_413(page, post, settings):
+    settings.MESSENGER_WEBHOOK_MAX_BYTES = 1024
+    body = body_of(message_item(mid="m_big", text="x" * 2000))
+
+    response = post(body, **signed_headers(body))
+
+    assert response.status_code == 413
+    assert InboundEvent.objects.count() == 0
+
+
+def test_body_at_the_limit_is_accepted(page, post, settings):
+    body = body_of(message_item(mid="m_fits", text="y" * 900))
+    settings.MESSENGER_WEBHOOK_MAX_BYTES = len(body)
+    assert post(body, **signed_headers(body)).status_code == 200
+
+
+def test_oversized_body_is_refused_before_the_signature_is_checked(page, post, settings):
+    settings.MESSENGER_WEBHOOK_MAX_BYTES = 1024
+    assert post(b"x" * 5000).status_code == 413  # unsigned: size comes first
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"object": "page", "entry": [', "malformed_json"),
+        (b"\xff\xfe not utf-8", "malformed_json"),
+        (b"[" * 5000 + b"]" * 5000, "malformed_json"),
+        (b'{"object": "user", "entry": []}', "unsupported_object"),
+        (b'["page"]', "unsupported_object"),
+        (b'{"object": "page"}', "malformed_entry"),
+        (b'{"object": "page", "entry": [{"messaging": []}]}', "malformed_entry"),
+        (b'{"object": "page", "entry": [{"id": "12ab", "messaging": []}]}', "malformed_entry"),
+        (b'{"object": "page", "entry": [{"id": "1", "messaging": {}}]}', "malformed_entry"),
+        (b'{"object": "page", "entry": [{"id": "1", "messaging": [7]}]}', "malformed_item"),
+    ],
+)
+def test_malformed_bodies_get_400_and_store_nothing(page, post, body, code):
+    response = post(body, **signed_headers(body))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+    assert InboundEvent.objects.count() == 0
+
+
+def test_a_bad_item_after_good_ones_stores_nothing(page, post):
+    good = message_item(mid="m_good")
+    body = body_of(good, {"sender": {"id": ["not", "an", "id"]}, "message": {"mid": "m_bad"}})
+    assert post(body, **signed_headers(body)).status_code == 400
+    assert InboundEvent.objects.count() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# POST: what is stored
+# --------------------------------------------------------------------------------------------
+
+
+def test_batched_entries_store_one_row_per_messaging_item(page, post):
+    body = fixture_bytes("batched_two_entries")
+
+    assert post(body, **signed_headers(body)).status_code == 200
+
+    rows = list(
+        InboundEvent.objects.order_by("timestamp_ms").values_list(
+            "dedupe_key", "sender_psid", "timestamp_ms", "status"
+        )
+    )
+    assert rows == [
+        ("message:m_b_0001", PSID, 1764067203000, Status.PENDING),
+        ("postback:m_b_0002", PSID, 1764067203100, Status.PENDING),
+        ("message:m_b_0003", "2409999999999999", 1764067203200, Status.PENDING),
+    ]
+
+
+def test_the_same_payload_three_times_stores_each_item_once(page, post):
+    body = fixture_bytes("batched_two_entries")
+    for _ in range(3):
+        assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.count() == 3
+
+
+def test_items_without_mid_are_deduplicated_by_a_stable_hash(page, post):
+    body = fixture_bytes("delivery_and_read")
+    for _ in range(2):
+        assert post(body, **signed_headers(body)).status_code == 200
+    keys = list(InboundEvent.objects.values_list("dedupe_key", flat=True))
+    assert len(keys) == 2
+    assert len(set(keys)) == 2
+
+
+def test_a_body_of_many_items_is_stored_whole(page, post):
+    """More items than one INSERT statement takes: several statements, one transaction."""
+    items = [{"read": {"watermark": n}, "sender": {"id": PSID}} for n in range(2500)]
+    body = body_of(*items)
+    assert len(body) < 256 * 1024
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.count() == 2500
+
+
+def test_a_mid_repeated_in_one_body_is_stored_once(page, post):
+    body = body_of(message_item(mid="m_twice"), message_item(mid="m_twice"))
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.count() == 1
+
+
+def test_unknown_page_is_stored_as_ignored_and_answered_200(db, post):
+    body = fixture_bytes("text_message")
+
+    response = post(body, **signed_headers(body))
+
+    assert response.status_code == 200
+    row = InboundEvent.objects.get()
+    assert row.status == Status.IGNORED
+    assert row.page_id == PAGE_ID
+
+
+def test_inactive_page_is_treated_as_unknown(page, post):
+    page.is_active = False
+    page.save()
+    body = fixture_bytes("text_message")
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.get().status == Status.IGNORED
+
+
+def test_standby_items_are_stored(page, post):
+    standby = message_item(mid="m_standby_1", text="to the person")
+    body = body_of(standby=(standby,))
+
+    assert post(body, **signed_headers(body)).status_code == 200
+
+    row = InboundEvent.objects.get()
+    assert row.is_standby
+    assert (row.dedupe_key, row.sender_psid) == ("message:m_standby_1", PSID)
+
+
+def test_an_echo_is_filed_under_the_customer_it_was_sent_to(page, post):
+    body = fixture_bytes("echo")
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.get().sender_psid == PSID
+
+
+def test_entries_without_messaging_store_nothing(page, post):
+    body = json.dumps({"object": "page", "entry": [{"id": PAGE_ID, "changes": []}]}).encode()
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.count() == 0
+
+
+def test_the_request_does_only_the_insert(page, post, django_assert_max_num_queries):
+    """Verify, one INSERT (the page is remembered from the first request), answer."""
+    first = body_of(message_item(mid="m_q1"))
+    post(first, **signed_headers(first))
+    body = body_of(message_item(mid="m_q2"), message_item(mid="m_q3"))
+    with django_assert_max_num_queries(1):
+        assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.count() == 3
+
+
+# --------------------------------------------------------------------------------------------
+# After commit: the debounced nudge
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def published(monkeypatch) -> list[dict]:
+    """Calls to publish ``inbox_drain`` (the broker boundary), recorded instead of sent."""
+    from messenger.tasks.inbox import inbox_drain
+
+    calls: list[dict] = []
+    monkeypatch.setattr(inbox_drain, "apply_async", lambda *a, **kw: calls.append(kw))
+    return calls
+
+
+def test_redis_down_during_post_still_answers_200_and_keeps_the_row(
+    page, post, settings, published, django_capture_on_commit_callbacks
+):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    body = fixture_bytes("text_message")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = post(body, **signed_headers(body))
+
+    assert response.status_code == 200
+    assert len(callbacks) == 1
+    assert InboundEvent.objects.get().status == Status.PENDING
+    assert published == []  # nothing published; the sweep will find the row
+
+
+def test_many_posts_publish_one_drain_per_interval(
+    page, post, settings, published, redis_server, django_capture_on_commit_callbacks
+):
+    settings.REDIS_URL = redis_server.url
+    for n in range(5):
+        body = body_of(message_item(mid=f"m_nudge_{n}"))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(body, **signed_headers(body)).status_code == 200
+
+    assert InboundEvent.objects.count() == 5
+    assert len(published) == 1
+    assert published[0]["countdown"] == inbox.NUDGE_INTERVAL_MS / 1000
+
+
+def test_a_second_process_sees_the_key_and_does_not_publish(
+    page, settings, published, redis_server, monkeypatch
+):
+    settings.REDIS_URL = redis_server.url
+    assert inbox.inbox_nudge() is True
+    # Another web process: no local memory of the nudge, but the key is in Redis.
+    monkeypatch.setattr(inbox, "_nudge_state", {"covered_until": 0.0, "redis_down_until": 0.0})
+    assert inbox.inbox_nudge() is False
+    assert len(published) == 1
+
+
+def test_ignored_items_do_not_nudge(db, post, published, django_capture_on_commit_callbacks):
+    body = fixture_bytes("text_message")  # no page connected
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert post(body, **signed_headers(body)).status_code == 200
+    assert callbacks == []
