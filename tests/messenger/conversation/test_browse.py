@@ -533,11 +533,11 @@ QUERY_BUDGET = {
     "product": 17,
     "variants": 13,
     "search": 18,
-    "search more": 16,
+    "search more": 13,
     "referral": 14,
     "add": 22,
-    "cart": 16,
-    "cart +1": 18,
+    "cart": 17,
+    "cart +1": 19,
 }
 # Pages past the end of the small catalog are empty there, so these differ in shape.
 SHAPE_DEPENDS_ON_SIZE = {"category page 2", "search more"}
