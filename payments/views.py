@@ -51,6 +51,7 @@ from core.exceptions import ApplicationError
 from core.money import Money
 from payments.exceptions import CheckoutLinkError
 from payments.gateways import GatewayError
+from payments.models import Payment
 from payments.services.checkout import ORDER_NOT_PAYABLE, checkout_session_start
 from payments.services.checkout_links import checkout_token_read
 
@@ -63,6 +64,7 @@ STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 # the paragraph's direction. A left-to-right mark after such a symbol keeps it in one piece.
 _LATIN_SYMBOL = re.compile(r"(?<=[A-Za-z])([^\sA-Za-z0-9\u0600-\u06ff\u200e\u200f]+)")
 
+_MONEY_RECEIVED = (Payment.Status.SUCCEEDED, Payment.Status.MISMATCH)
 _PAID = frozenset(
     {
         Order.Status.PAID,
@@ -320,6 +322,14 @@ def _state_page(request: HttpRequest, order: Order, language: str) -> HttpRespon
                 "The items of order %(number)s were held for you for a limited time, which has "
                 "run out. You can order again in Messenger."
             ) % {"number": order.number}
+        elif Payment.objects.filter(order=order, status__in=_MONEY_RECEIVED).exists():
+            # Money arrived but did not match the order: a person is looking at it.
+            state, status = "review", 409
+            heading = _("We are checking your payment")
+            message = _(
+                "We received a payment for order %(number)s and are checking it. We will write "
+                "to you in Messenger."
+            ) % {"number": order.number}
         else:
             return None
         context.update(state=state, heading=heading, message=message)
@@ -392,12 +402,12 @@ def checkout_page(request: HttpRequest, token: str) -> HttpResponse:
         page = _state_page(request, order, language)
         if page is not None:
             return page
-        # Still pending, yet not payable: money already arrived and is being checked.
+        # The order changed between our look and the service's (a race): say what it said.
         with translation.override(language):
             context = {
                 **_order_context(order, language),
                 "state": "review",
-                "heading": _("We are checking your payment"),
+                "heading": _("This order cannot be paid now"),
                 "message": error.message,
             }
         return _respond(request, "payments/status.html", context, language=language, status=409)

@@ -76,7 +76,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
+try:  # the stub also runs outside pytest (stripe_stub_server()); the fixture needs pytest
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None
 
 API_VERSION = "2025-03-31.basil"
 CHECKOUT_LOCALES = frozenset(
@@ -899,14 +902,16 @@ def stripe_stub_server() -> Iterator[StripeStub]:
         thread.join(timeout=5)
 
 
-@pytest.fixture
-def stripe_stub(settings) -> Iterator[StripeStub]:
+def _stripe_stub(settings) -> Iterator[StripeStub]:
     """A running Stripe stub; ``settings.STRIPE_API_BASE`` points at it for the test."""
     with stripe_stub_server() as stub:
         settings.STRIPE_API_BASE = stub.url
         if not settings.STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
             settings.STRIPE_SECRET_KEY = "sk_test_stub"
         yield stub
+
+
+stripe_stub = pytest.fixture(_stripe_stub, name="stripe_stub") if pytest is not None else None
 
 
 # -- webhook events ---------------------------------------------------------------------------

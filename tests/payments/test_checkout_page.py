@@ -351,10 +351,10 @@ def test_pay_after_money_arrived_for_a_pending_order_is_refused(client, make_ord
         idempotency_key=f"checkout:{order.pk}:1",
     )
 
-    response = _pay(client, order)
-
-    assert response.status_code == 409
-    assert "We are checking your payment" in _html(response)
+    for response in (client.get(_path(order)), _pay(client, order)):
+        assert response.status_code == 409
+        assert "We are checking your payment" in _html(response)
+        assert "<form" not in _html(response)
     assert stripe_stub.requests == []
 
 
@@ -566,3 +566,41 @@ def test_page_fits_a_phone_and_the_pay_button_is_visible(
             assert images == [True, True, True]
         finally:
             browser.close()
+
+
+# -- concurrency (real PostgreSQL) ------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_pay_pressed_on_two_devices_at_once_opens_one_session(make_order, stripe_stub):
+    """Both presses send the same key; the second gets Stripe's replay of the first."""
+    import threading
+
+    from django.db import connection
+
+    order = make_order()
+    stripe_stub.delay(0.3, times=2)  # both requests are in flight together
+    barrier = threading.Barrier(3)
+    results: list[object] = [None] * 3
+
+    def press(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = checkout_session_start(order=order, locale="en")
+        except BaseException as error:
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert all(isinstance(result, Payment) for result in results), results
+    assert {result.checkout_session_id for result in results} == set(stripe_stub.sessions)
+    assert len(stripe_stub.sessions) == 1
+    assert Payment.objects.filter(order=order).count() == 1
+    assert OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.PAYMENT_STARTED).count() == 1
