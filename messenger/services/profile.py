@@ -158,15 +158,6 @@ def _default_menu_items() -> list[dict[str, str]]:
     ]
 
 
-def _default_ice_breakers() -> list[dict[str, str]]:
-    return [
-        {"question": _("Show me what's new"), "payload": "SHOP"},
-        {"question": _("What's in my cart?"), "payload": "CART"},
-        {"question": _("Where is my order?"), "payload": "ORDERS"},
-        {"question": _("I need help"), "payload": "HELP"},
-    ]
-
-
 def _per_locale(build: Callable[[], Any]) -> dict[str, Any]:
     """``build()`` once per Messenger locale, with gettext in that locale's language."""
     values = {}
@@ -371,13 +362,9 @@ def messenger_profile_body(*, page: MessengerPage) -> dict[str, Any]:
             {"locale": locale, "composer_input_disabled": False, "call_to_actions": items}
             for locale, items in _per_locale(_default_menu_items).items()
         ]
-    if page.ice_breakers:
-        ice_breakers = page.ice_breakers
-    else:
-        ice_breakers = [
-            {"locale": locale, "call_to_actions": items}
-            for locale, items in _per_locale(_default_ice_breakers).items()
-        ]
+    # No default ice breakers: Messenger shows them *instead of* the Get Started button, and the
+    # welcome screen (greeting + Get Started, which also carries m.me refs) is what we want.
+    ice_breakers = page.ice_breakers or []
 
     errors = [
         *_greeting_errors(greeting),
@@ -396,8 +383,9 @@ def messenger_profile_body(*, page: MessengerPage) -> dict[str, Any]:
         "get_started": {"payload": get_started_payload},
         "greeting": greeting,
         "persistent_menu": persistent_menu,
-        "ice_breakers": ice_breakers,
     }
+    if ice_breakers:
+        body["ice_breakers"] = ice_breakers
     origin = whitelistable_origin(settings.PUBLIC_BASE_URL)
     if origin:
         body["whitelisted_domains"] = [origin]

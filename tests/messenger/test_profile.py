@@ -61,26 +61,6 @@ DEFAULT_MENU = [
         ],
     },
 ]
-DEFAULT_ICE_BREAKERS = [
-    {
-        "locale": "default",
-        "call_to_actions": [
-            {"question": "Show me what's new", "payload": "SHOP"},
-            {"question": "What's in my cart?", "payload": "CART"},
-            {"question": "Where is my order?", "payload": "ORDERS"},
-            {"question": "I need help", "payload": "HELP"},
-        ],
-    },
-    {
-        "locale": "ar_AR",
-        "call_to_actions": [
-            {"question": "ما الجديد لديكم؟", "payload": "SHOP"},
-            {"question": "ماذا يوجد في سلتي؟", "payload": "CART"},
-            {"question": "أين طلبي؟", "payload": "ORDERS"},
-            {"question": "أحتاج إلى مساعدة", "payload": "HELP"},
-        ],
-    },
-]
 
 
 def _cache_settings(backend: str, redis_url: str) -> dict:
@@ -146,9 +126,11 @@ def test_body_carries_both_greetings_get_started_defaults_and_our_domain(page):
             {"locale": "ar_AR", "text": GREETING_AR},
         ],
         "persistent_menu": DEFAULT_MENU,
-        "ice_breakers": DEFAULT_ICE_BREAKERS,
         "whitelisted_domains": ["https://shop.example.com"],
     }
+    # No ice breakers unless the page sets some: Messenger would show them instead of the
+    # Get Started button of the welcome screen.
+    assert "ice_breakers" not in messenger_profile_body(page=page)
 
 
 def test_empty_greetings_fall_back_to_the_default_greeting_in_each_language(page):
@@ -307,7 +289,6 @@ def test_sync_posts_the_body_with_the_token_and_appsecret_proof(page, graph_stub
         "get_started",
         "greeting",
         "persistent_menu",
-        "ice_breakers",
         "whitelisted_domains",
     )
     [request] = graph_stub.requests
@@ -692,8 +673,7 @@ def test_admin_shows_what_will_be_pushed_and_the_sync_status(operator_client, pa
 
     content = operator_client.get(_change_url(page)).content.decode()
 
-    assert "Show me what&#x27;s new" in content  # the default ice breakers, previewed
-    assert "ما الجديد لديكم؟" in content
+    assert "My orders" in content  # the default persistent menu, previewed
     assert "Graph API error 2: oops" in content
     assert TOKEN not in content
     changelist = operator_client.get(reverse("admin:messenger_messengerpage_changelist"))
