@@ -465,6 +465,33 @@ def _record_session_ids(payment: Payment, session: Mapping[str, Any], card: _Car
     return changed
 
 
+def _close_other_sessions(order: Order, *, paid: Payment) -> None:
+    """After commit, expire the order's other open sessions so nobody can pay it twice.
+
+    Their ``checkout.session.expired`` events then close those payments; the order, paid,
+    is left alone. A failure is logged: a session paid anyway is caught as a double payment.
+    """
+    open_sessions = list(
+        order.payments.filter(status=Payment.Status.PENDING, checkout_session_id__isnull=False)
+        .exclude(pk=paid.pk)
+        .values_list("checkout_session_id", flat=True)
+    )
+    if not open_sessions:
+        return
+
+    def expire() -> None:
+        gateway = gateway_for("stripe")
+        for session_id in open_sessions:
+            try:
+                gateway.checkout_expire(session_id=session_id)
+            except Exception:
+                logger.exception(
+                    "Could not expire session %s of paid order %s.", session_id, order.pk
+                )
+
+    transaction.on_commit(expire)
+
+
 def _stock_situation(order: Order) -> str:
     """Can the order's lines still be served from stock? Its reservation was released."""
     short = []
@@ -537,6 +564,7 @@ def _session_paid(event: ProviderEvent, session: dict[str, Any], prepared: _Sess
     }
     if order.status == OrderStatus.PENDING_PAYMENT:
         order_mark_paid_if_pending(order=order, actor=OrderEvent.Actor.PROVIDER, data=data)
+        _close_other_sessions(order, paid=payment)
         return _Outcome(note=f"Order {order.number} marked paid.")
 
     paid = _money(order.total_minor, order.currency)

@@ -304,6 +304,28 @@ def test_a_second_paid_session_for_a_paid_order_is_flagged(
     assert order.payments.filter(status=Payment.Status.SUCCEEDED).count() == 2
 
 
+def test_paying_one_session_closes_the_orders_other_open_sessions(
+    client, monkeypatch, stripe_stub, order, django_capture_on_commit_callbacks
+):
+    first = checkout_start(order)
+    second = checkout_start(order)
+    session = stripe_stub.session_complete(second.checkout_session_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_and_process(client, monkeypatch, "checkout.session.completed", session)
+
+    order.refresh_from_db()
+    assert order.status == Status.PAID
+    assert stripe_stub.sessions[first.checkout_session_id]["status"] == "expired"
+    assert stripe_stub.sessions[second.checkout_session_id]["status"] == "complete"
+    # Its expired event then closes the first payment and leaves the paid order alone.
+    expired = stripe_stub.session_expire(first.checkout_session_id)
+    deliver_and_process(client, monkeypatch, "checkout.session.expired", expired)
+    first.refresh_from_db()
+    order.refresh_from_db()
+    assert (first.status, order.status) == (Payment.Status.EXPIRED, Status.PAID)
+
+
 # -- failed and expired sessions -----------------------------------------------------------------
 
 
