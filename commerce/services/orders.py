@@ -75,6 +75,7 @@ from commerce.models import (
     ProductImage,
     Shipment,
     ShippingMethod,
+    StockReservation,
     Voucher,
 )
 from commerce.notifications import OrderNotice, order_announce
@@ -886,3 +887,33 @@ def order_add_note(*, order: Order, message: str, user) -> OrderEvent:
     if not message:
         raise ApplicationError(_("The note is empty."), code="note_empty")
     return _event(order, Kind.NOTE, actor=Actor.STAFF, user=user, message=message)
+
+
+@transaction.atomic
+def order_payment_started(
+    *, order: Order, hold_until: datetime, data: dict[str, Any] | None = None
+) -> Order:
+    """Record that the shopper started paying, and hold the stock while they can still pay.
+
+    A payment page may stay payable longer than the reservation (Stripe Checkout sessions live
+    at least 30 minutes), so the reservation and the order's ``reserved_until`` are extended to
+    ``hold_until`` when that is later; they never shrink. Only ``pending_payment`` orders.
+
+    :raises InvalidTransition: the order is not ``pending_payment``.
+    """
+    locked = _lock(order)
+    if locked.status != Status.PENDING_PAYMENT:
+        raise InvalidTransition(
+            _("Order %(number)s is %(state)s; it cannot be paid.")
+            % {"number": locked.number, "state": _STATE_WORDS[locked.status]},
+            code="not_payable",
+            extra={"from": locked.status},
+        )
+    if locked.reserved_until is None or hold_until > locked.reserved_until:
+        locked.reserved_until = hold_until
+        locked.save(update_fields=["reserved_until", "updated_at"])
+        StockReservation.objects.filter(
+            order=locked, status=StockReservation.Status.ACTIVE, expires_at__lt=hold_until
+        ).update(expires_at=hold_until)
+    _event(locked, Kind.PAYMENT_STARTED, actor=Actor.CUSTOMER, data=data)
+    return _sync(order, locked)

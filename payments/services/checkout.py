@@ -35,7 +35,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from commerce.models import Order, OrderEvent
+from commerce.models import Order
+from commerce.services.orders import order_payment_started
 from core.exceptions import ConflictError
 from payments.gateways import CheckoutStarted, GatewayError, gateway_for
 from payments.models import Payment
@@ -50,6 +51,8 @@ ORDER_NOT_PAYABLE = "order_not_payable"
 # than the allowance the Stripe gateway keeps between the row's creation and the session's
 # earliest expiry (payments.gateways.stripe.SESSION_CLAMP_ALLOWANCE).
 RETRY_WINDOW = timedelta(minutes=2)
+# The stock stays reserved this long after the session closes, for its webhook to arrive.
+WEBHOOK_GRACE = timedelta(minutes=5)
 # An open session about to expire is not worth sending the shopper to.
 REUSE_MARGIN = timedelta(minutes=2)
 
@@ -155,11 +158,11 @@ def _session_record(
         updated_at=now,
     )
     payment.refresh_from_db()
-    if stored:
-        OrderEvent.objects.create(
+    if stored and locked.status == Order.Status.PENDING_PAYMENT:
+        # Hold the stock as long as the session can still be paid (plus time for the webhook).
+        order_payment_started(
             order=locked,
-            kind=OrderEvent.Kind.PAYMENT_STARTED,
-            actor=OrderEvent.Actor.CUSTOMER,
+            hold_until=started.expires_at + WEBHOOK_GRACE,
             data={
                 "payment_id": payment.pk,
                 "attempt": payment.attempt,
@@ -170,6 +173,7 @@ def _session_record(
                 "currency": payment.currency,
             },
         )
+        locked.refresh_from_db()
     elif payment.checkout_session_id != started.session_id:
         # The same idempotency key must give the same session; anything else is a bug to see.
         logger.error(
