@@ -45,6 +45,17 @@ ensure_redis() {
     fi
 }
 
+# The browser tests drive Debian's chromium through Playwright; never a downloaded browser.
+ensure_chromium() {
+    command -v chromium >/dev/null && return
+    if is_root; then
+        log "installing chromium (Debian package) for the browser tests"
+        apt_install chromium || die "could not install chromium"
+    else
+        die "chromium not found: install Debian's chromium package (the browser tests need it)"
+    fi
+}
+
 find_pg_bin() {
     local dir
     # Prefer Debian's versioned directories (newest first), then whatever is on PATH.
@@ -154,6 +165,7 @@ main() {
     ensure_venv
     ensure_redis
     ensure_postgres
+    ensure_chromium
 
     trap cleanup EXIT
     trap 'exit 130' INT
