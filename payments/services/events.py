@@ -10,6 +10,9 @@ the ``ProviderEvent`` row lock (a second run of the same event waits, then finds
 re-check the order's status under the same order lock. Network calls (card details of a paid
 session) are made *before* the transaction, never while a lock is held.
 
+``ProviderEvent.error`` holds the last failure of an event still pending or failed, and, for
+one processed or ignored, a short note of what was done (for the operators' admin).
+
 Retries: an event that refers to an order or a refund we cannot see yet (``_NotYet``), or whose
 handler failed unexpectedly, is tried again with exponential backoff: the failure is recorded on
 the row (``attempts``, ``error``) and :class:`ProviderEventRetry` tells the task when to run
@@ -90,6 +93,11 @@ _PAID_STATUSES = frozenset(
     }
 )
 _MAX_ERROR_LENGTH = 2000
+_CLOSED_WORDS = {
+    OrderStatus.EXPIRED: "the order expired",
+    OrderStatus.CANCELLED: "the order was cancelled",
+    OrderStatus.PAYMENT_FAILED: "the order's payment had failed",
+}
 
 
 class ProviderEventInvalid(ValueError):
@@ -587,11 +595,11 @@ def _session_paid(event: ProviderEvent, session: dict[str, Any], prepared: _Sess
     state = order.get_status_display().lower()
     _flag(
         order,
-        reason=f"Paid {paid} after the order was {state}; {stock}."[:200],
-        subject=f"Payment received for {state} order {order.number}",
+        reason=f"Paid {paid} after {_CLOSED_WORDS.get(order.status, state)}; {stock}."[:200],
+        subject=f"Payment received for closed order {order.number} ({state})",
         details=(
-            f"Stripe session {session_id} paid {paid} for order {order.number}, which is "
-            f"{state}: it was not marked paid and its stock reservation was released; "
+            f"Stripe session {session_id} paid {paid} for order {order.number}, whose status "
+            f"is {state}: it was not marked paid and its stock reservation was released; "
             f"{stock}. Refund the payment or arrange the order with the customer."
         ),
     )
@@ -636,11 +644,12 @@ def _session_closed(*, payment_status: str, order_service: str):
                 # when its reservation runs out.
                 return _Outcome(note="Session expired; the order's reservation is still running.")
             return _Outcome(note=f"Order {order.number} expired.")
+        # No ``reason`` text: it travels with the PAYMENT_FAILED notice to the shopper's
+        # thread, where the messenger words it in their language.
         order_payment_failed(
             order=order,
-            reason="The payment failed.",
             actor=OrderEvent.Actor.PROVIDER,
-            data=data,
+            data={**data, "provider_status": "async_payment_failed"},
         )
         return _Outcome(note=f"Order {order.number} payment failed.")
 

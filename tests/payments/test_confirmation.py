@@ -259,7 +259,7 @@ def test_completed_for_an_expired_order_is_flagged_not_paid(
     payment.refresh_from_db()
     assert order.status == Status.EXPIRED
     assert order.needs_review is True
-    assert "after the order was expired" in order.review_reason
+    assert "after the order expired" in order.review_reason
     assert "stock is still available for every line" in order.review_reason
     # The money arrived: the payment is recorded, so it can be refunded.
     assert payment.status == Payment.Status.SUCCEEDED
