@@ -15,5 +15,6 @@ urlpatterns = [
     # The Stripe webhook: verify, store, enqueue, 200 (payments.webhooks).
     path("payments/stripe/webhook/", webhooks.stripe_webhook, name="stripe_webhook"),
     # REST API: an order's refunds (here, not in commerce/api: commerce never imports payments).
-    path("api/orders/<int:pk>/refunds/", api.OrderRefundsView.as_view(), name="order_refunds"),
+    # Any id segment reaches the view, so a malformed one is the API's JSON 404 too.
+    path("api/orders/<str:pk>/refunds/", api.OrderRefundsView.as_view(), name="order_refunds"),
 ]
