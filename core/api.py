@@ -18,7 +18,9 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, dict):
         for field, value in detail.items():
             message = _first_message(value)
-            return message if field == "non_field_errors" else f"{field}: {message}"
+            if field in {"non_field_errors", "detail"}:
+                return message
+            return f"{field}: {message}"
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)

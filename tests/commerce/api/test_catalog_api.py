@@ -570,6 +570,7 @@ def test_schema_lists_every_endpoint(api):
         "/api/orders/{id}/mark-delivered/",
         "/api/orders/{id}/cancel/",
         "/api/orders/{id}/notes/",
+        "/api/orders/{id}/refunds/",
     }
     error_ref = {"$ref": "#/components/schemas/Error"}
     for path, operations in paths.items():

@@ -375,3 +375,9 @@ def test_staff_of_inactive_merchant_gets_403(api, shop_a):
     shop_a.merchant.is_active = False
     shop_a.merchant.save(update_fields=["is_active"])
     assert_error(api(shop_a.manager).get("/api/products/"), 403, "permission_denied")
+
+
+def test_not_found_message_is_plain(api, shop_a, shop_b):
+    response = api(shop_a.manager).get(f"/api/products/{shop_b.product.pk}/")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Not found."
