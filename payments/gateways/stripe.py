@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -397,6 +398,24 @@ def _to_dict(obj: Any) -> dict[str, Any]:
 # -- the gateway ------------------------------------------------------------------------------
 
 
+def _refuse_future_timestamp(signature_header: str) -> None:
+    """The library refuses signatures older than the tolerance, not ones dated in the future.
+
+    A clock far ahead is as suspicious as one far behind (a replay prepared in advance), so the
+    ``t=`` of the header must also be at most the tolerance ahead of our clock.
+    """
+    for part in signature_header.split(","):
+        key, _sep, value = part.strip().partition("=")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                raise WebhookSignatureError(_("The webhook signature is malformed.")) from None
+            if timestamp - time.time() > WEBHOOK_TOLERANCE_SECONDS:
+                raise WebhookSignatureError(_("The webhook signature is dated in the future."))
+            return
+
+
 class StripeGateway:
     """:class:`payments.gateways.base.PaymentGateway` for Stripe (Checkout Sessions, refunds)."""
 
@@ -533,6 +552,7 @@ class StripeGateway:
         secrets = [s.strip() for s in settings.STRIPE_WEBHOOK_SECRET.split(",") if s.strip()]
         if not secrets or not signature_header:
             raise WebhookSignatureError(_("Missing webhook signature."))
+        _refuse_future_timestamp(signature_header)
         for secret in secrets:
             try:
                 stripe.Webhook.construct_event(

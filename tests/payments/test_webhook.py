@@ -72,7 +72,7 @@ def test_the_shared_fixture_bodies_are_accepted_byte_for_byte(client, monkeypatc
 
 @pytest.mark.parametrize(
     "case",
-    ["tampered", "stale", "missing", "wrong_secret", "garbage_header"],
+    ["tampered", "stale", "future", "missing", "wrong_secret", "garbage_header"],
 )
 def test_bad_signatures_answer_400_and_store_nothing(client, monkeypatch, case):
     body, signature = stripe_event("checkout.session.completed", _completed())
@@ -81,6 +81,10 @@ def test_bad_signatures_answer_400_and_store_nothing(client, monkeypatch, case):
     elif case == "stale":
         body, signature = stripe_event(
             "checkout.session.completed", _completed(), timestamp=int(time.time()) - 301
+        )
+    elif case == "future":
+        body, signature = stripe_event(
+            "checkout.session.completed", _completed(), timestamp=int(time.time()) + 3600
         )
     elif case == "missing":
         signature = None
