@@ -10,3 +10,7 @@ class MessengerConfig(AppConfig):
         from messenger.models import MessengerPage
 
         register_scoped_choices(MessengerPage, "merchant")
+
+        from messenger.services.order_messages import order_messages_subscribe
+
+        order_messages_subscribe()

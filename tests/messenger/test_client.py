@@ -205,6 +205,8 @@ def test_connection_refused_is_transient_and_never_reveals_the_token(client, set
 def test_graph_errors_are_logged_without_token_or_proof(graph_stub, client, caplog):
     graph_stub.fail_next(status=400, code=190, subcode=460)
     caplog.set_level(logging.DEBUG)
+    # Settings keep urllib3 at WARNING; open it up to prove the mask works even at DEBUG.
+    caplog.set_level(logging.DEBUG, logger="urllib3")
 
     with pytest.raises(GraphError):
         client.send(_body())

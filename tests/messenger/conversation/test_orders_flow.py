@@ -64,6 +64,7 @@ def test_recent_orders_with_status_total_and_buttons(chat, place):
         tracking_url="https://track.example.com/AR123",
     )
 
+    chat.deliver()  # the receipt and shipping update the orders caused
     [carousel] = chat.postback("ORDERS")
 
     first, second = Chat.elements(carousel)
@@ -84,6 +85,7 @@ def test_only_the_five_most_recent_orders_of_this_customer(chat, place):
     orders = [place(chat.customer) for _ in range(6)]
     place(customer_create(merchant=chat.customer.merchant, psid="999"))
 
+    chat.deliver()  # the receipt and shipping update the orders caused
     [carousel] = chat.postback("ORDERS")
 
     titles = [element["title"] for element in Chat.elements(carousel)]
@@ -97,6 +99,7 @@ def test_order_details_with_tracking(chat, place):
         tracking_url="https://track.example.com/AR123",
     )
 
+    chat.deliver()  # the receipt and shipping update the orders caused
     [details] = chat.postback(f"ORDER:{order.pk}")
 
     text = details["attachment"]["payload"]["text"]
@@ -125,6 +128,7 @@ def test_order_details_by_number(chat, place):
 def test_shipment_without_tracking_link_is_text_only(chat, place):
     order = shipped(place(chat.customer), tracking_number="X1")
 
+    chat.deliver()  # the receipt and shipping update the orders caused
     [details] = chat.postback(f"ORDER:{order.pk}")
 
     assert "Shipped with Aramex, tracking number X1" in details["text"]
@@ -134,6 +138,7 @@ def test_shipment_without_tracking_link_is_text_only(chat, place):
 def test_pending_order_offers_pay_again(chat, place):
     order = place(chat.customer)
 
+    chat.deliver()  # the receipt and shipping update the orders caused
     [details] = chat.postback(f"ORDER:{order.pk}")
 
     [pay] = buttons_of(details)
@@ -146,6 +151,7 @@ def test_pending_order_past_its_reservation_has_no_pay_button(chat, place):
     order = place(chat.customer)
     Order.objects.filter(pk=order.pk).update(reserved_until=timezone.now() - timedelta(minutes=1))
 
+    chat.deliver()  # the receipt and shipping update the orders caused
     [details] = chat.postback(f"ORDER:{order.pk}")
 
     assert "attachment" not in details
@@ -171,6 +177,7 @@ def test_orders_in_arabic(chat_ar, place):
         tracking_url="https://track.example.com/AR123",
     )
 
+    chat_ar.deliver()  # the receipt and shipping update the order caused
     [carousel] = chat_ar.postback("ORDERS")
     [element] = Chat.elements(carousel)
     assert element["title"] == f"الطلب {order.number}"
