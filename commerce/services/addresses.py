@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import pgettext_lazy
 
 from commerce.exceptions import AddressError
 from commerce.models import Address, Customer
@@ -27,12 +27,12 @@ PHONE_RAW_MAX_LENGTH = 40
 _ADDRESS_IDENTITY = ("name", "line1", "line2", "city", "region", "postal_code")
 _ADDRESS_REQUIRED = frozenset({"name", "line1", "city"})
 _FIELD_LABELS = {
-    "name": _lazy("name"),
-    "line1": _lazy("street address"),
-    "line2": _lazy("second address line"),
-    "city": _lazy("city"),
-    "region": _lazy("region"),
-    "postal_code": _lazy("postal code"),
+    "name": pgettext_lazy("address field", "name"),
+    "line1": pgettext_lazy("address field", "street address"),
+    "line2": pgettext_lazy("address field", "second address line"),
+    "city": pgettext_lazy("address field", "city"),
+    "region": pgettext_lazy("address field", "region"),
+    "postal_code": pgettext_lazy("address field", "postal code"),
 }
 
 

@@ -55,7 +55,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import pgettext_lazy
 
 from commerce.exceptions import (
     AddressError,
@@ -127,25 +127,25 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 # "Order A1B2-1042 is <state>; it cannot be <action>."
 _STATE_WORDS = {
-    Status.PENDING_PAYMENT: _lazy("awaiting payment"),
-    Status.PAID: _lazy("paid"),
-    Status.FULFILLED: _lazy("shipped"),
-    Status.DELIVERED: _lazy("delivered"),
-    Status.EXPIRED: _lazy("expired"),
-    Status.CANCELLED: _lazy("cancelled"),
-    Status.PAYMENT_FAILED: _lazy("unpaid after a failed payment"),
-    Status.PARTIALLY_REFUNDED: _lazy("partially refunded"),
-    Status.REFUNDED: _lazy("refunded"),
+    Status.PENDING_PAYMENT: pgettext_lazy("order state", "awaiting payment"),
+    Status.PAID: pgettext_lazy("order state", "paid"),
+    Status.FULFILLED: pgettext_lazy("order state", "shipped"),
+    Status.DELIVERED: pgettext_lazy("order state", "delivered"),
+    Status.EXPIRED: pgettext_lazy("order state", "expired"),
+    Status.CANCELLED: pgettext_lazy("order state", "cancelled"),
+    Status.PAYMENT_FAILED: pgettext_lazy("order state", "unpaid after a failed payment"),
+    Status.PARTIALLY_REFUNDED: pgettext_lazy("order state", "partially refunded"),
+    Status.REFUNDED: pgettext_lazy("order state", "refunded"),
 }
 _ACTION_WORDS = {
-    Status.PAID: _lazy("marked paid"),
-    Status.PAYMENT_FAILED: _lazy("marked as a failed payment"),
-    Status.EXPIRED: _lazy("expired"),
-    Status.CANCELLED: _lazy("cancelled"),
-    Status.FULFILLED: _lazy("shipped"),
-    Status.DELIVERED: _lazy("marked delivered"),
-    Status.PARTIALLY_REFUNDED: _lazy("refunded"),
-    Status.REFUNDED: _lazy("refunded"),
+    Status.PAID: pgettext_lazy("order action", "marked paid"),
+    Status.PAYMENT_FAILED: pgettext_lazy("order action", "marked as a failed payment"),
+    Status.EXPIRED: pgettext_lazy("order action", "expired"),
+    Status.CANCELLED: pgettext_lazy("order action", "cancelled"),
+    Status.FULFILLED: pgettext_lazy("order action", "shipped"),
+    Status.DELIVERED: pgettext_lazy("order action", "marked delivered"),
+    Status.PARTIALLY_REFUNDED: pgettext_lazy("order action", "refunded"),
+    Status.REFUNDED: pgettext_lazy("order action", "refunded"),
 }
 _EVENT_KINDS = {
     Status.PAID: Kind.PAID,

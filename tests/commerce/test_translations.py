@@ -114,14 +114,6 @@ def test_illegal_order_transition_is_arabic(pending_order):
     assert number in arabic.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "commerce/services/orders.py marks the status words (_STATE_WORDS, _ACTION_WORDS) with "
-        "a `_lazy` alias of gettext_lazy, which makemessages does not extract: they have no "
-        "Arabic. Drop this marker once they do."
-    ),
-)
 def test_illegal_order_transition_names_the_status_in_arabic(pending_order):
     arabic = _raised("ar", lambda: order_mark_delivered(order=pending_order))
 
