@@ -6,11 +6,12 @@ Two halves with different budgets:
   write one ``InboundEvent`` per ``entry[].messaging[]`` / ``standby[]`` item with a single
   ``INSERT ... ON CONFLICT DO NOTHING`` on the unique ``dedupe_key``, and after commit *nudge* the
   worker. The nudge is debounced (``SET inbox:nudge NX PX 200`` in Redis; only the request that
-  sets the key publishes ``inbox_drain``, with a countdown of the same interval), so under load
-  the web processes publish a few tasks per second instead of one per request: a Celery publish
-  per request costs more than the whole rest of the ingest. A row committed while the key lives
-  is covered by the drain already scheduled, which runs after the key expires. Redis being down
-  costs nothing but latency: the request still answers 200 and ``inbox_sweep`` picks the rows up.
+  sets the key publishes ``inbox_drain``, with a countdown of the same interval, and each web
+  process skips Redis while it knows the key lives), so under load the web processes publish a
+  few tasks per second instead of one per request: a Celery publish per request costs more than
+  the whole rest of the ingest. A row committed while the key lives is covered by the drain
+  already scheduled, which runs after the key expires. Redis being down costs nothing but
+  latency: the request still answers 200 and ``inbox_sweep`` picks the rows up.
 - **Processing** (``inbound_events_drain`` / ``inbound_event_process``, in the worker): pending
   rows grouped by customer ``(page_id, sender_psid)``, each customer under a lock, its rows in
   ``(timestamp_ms, id)`` order, each row in its own transaction.
@@ -25,19 +26,21 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
@@ -104,7 +107,7 @@ def inbound_events_store(*, raw_body: bytes) -> StoreResult:
         ``entry`` (nothing is stored).
     """
     payload = _payload_parse(raw_body)
-    rows = _rows_build(payload)
+    rows = _rows_build(payload, storable=_UNSTORABLE_ESCAPE.search(raw_body) is None)
     if not rows:
         return StoreResult(pending=0, ignored=0)
     known = _active_page_ids({row.page_id for row in rows})
@@ -115,7 +118,10 @@ def inbound_events_store(*, raw_body: bytes) -> StoreResult:
         else:
             row.status = Status.IGNORED
             row.error = "unknown or inactive page"
-    _rows_insert(rows)
+    if connection.in_atomic_block:
+        _rows_insert(rows)  # part of the caller's transaction (tests, ATOMIC_REQUESTS)
+    else:
+        _rows_insert_grouped(rows)
     if pending:
         transaction.on_commit(inbox_nudge)
     if pending < len(rows):
@@ -127,59 +133,203 @@ def inbound_events_store(*, raw_body: bytes) -> StoreResult:
     return StoreResult(pending=pending, ignored=len(rows) - pending)
 
 
-# Rows per INSERT statement: PostgreSQL takes at most 65,535 parameters in one.
-_INSERT_CHUNK = 1000
 # The columns ingest writes, in order (the id is the database's).
 _INSERT_FIELDS = (
     "page_id", "sender_psid", "dedupe_key", "kind", "payload", "timestamp_ms", "is_standby",
     "status", "received_at", "attempts", "error",
 )  # fmt: skip
+# Rows per INSERT statement where each value is a parameter (SQLite).
+_INSERT_CHUNK = 500
 
 
 def _rows_insert(rows: list[InboundEvent]) -> None:
-    """One ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING`` for the batch.
+    """Write ``rows`` with ``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING``: all or none.
 
     Not ``bulk_create(ignore_conflicts=True)``: that opens a transaction of its own (BEGIN and
     COMMIT round trips around the statement) and compiles the statement through the ORM on
     every call, which together cost more than the rest of the request (measured by
-    ``bench/webhook_ingest``). A single statement is atomic by itself: all rows or none. Values
-    go through each field's ``get_db_prep_save``, as the ORM's would; PostgreSQL and SQLite
-    (3.24+) both speak ``ON CONFLICT ... DO NOTHING``. Inside an outer transaction (tests,
-    ``ATOMIC_REQUESTS``) the statement simply joins it.
+    ``bench/webhook_ingest``). One statement is atomic by itself. Inside an outer transaction
+    (tests, ``ATOMIC_REQUESTS``) it simply joins it.
     """
-    fields = [InboundEvent._meta.get_field(name) for name in _INSERT_FIELDS]
+    if connection.vendor == "postgresql":
+        _rows_insert_postgresql(rows)
+        return
     now = timezone.now()
-    params: list[Any] = []
     for row in rows:
         row.received_at = now
-        params.extend(
-            field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields
-        )
-    width = len(fields)
+    fields = [InboundEvent._meta.get_field(name) for name in _INSERT_FIELDS]
     chunks = [rows[i : i + _INSERT_CHUNK] for i in range(0, len(rows), _INSERT_CHUNK)]
     # Beyond one chunk (never seen from Meta, but a body may hold that many items) the
     # statements share a transaction, so the body is still stored all or nothing.
     atomic = transaction.atomic() if len(chunks) > 1 else contextlib.nullcontext()
     with atomic, connection.cursor() as cursor:
-        offset = 0
         for chunk in chunks:
-            end = offset + len(chunk) * width
-            cursor.execute(_insert_sql(connection.vendor, len(chunk)), params[offset:end])
-            offset = end
+            params = [
+                column.get_db_prep_save(getattr(row, column.attname), connection)
+                for row in chunk
+                for column in fields
+            ]
+            cursor.execute(_values_sql(len(chunk)), params)
 
 
-@functools.lru_cache(maxsize=32)
-def _insert_sql(vendor: str, count: int) -> str:
+@functools.lru_cache(maxsize=16)
+def _values_sql(count: int) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(InboundEvent._meta.get_field(name).column) for name in _INSERT_FIELDS)
     one = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
     table = quote(InboundEvent._meta.db_table)
-    dedupe = quote(InboundEvent._meta.get_field("dedupe_key").column)
     # Only model metadata is formatted into the text; every value is a parameter.
     return (
         f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * count)} "  # noqa: S608
-        f"ON CONFLICT ({dedupe}) DO NOTHING"
+        "ON CONFLICT (dedupe_key) DO NOTHING"
     )
+
+
+# PostgreSQL: the rows travel as one JSON array parameter, expanded by jsonb_to_recordset, on a
+# server-side-binding cursor. The statement text never changes, so psycopg prepares it after a
+# few calls (PostgreSQL then skips parsing and planning), and Python neither quotes literals nor
+# adapts a parameter per column.
+_RECORDSET_COLUMNS = (
+    ("page_id", "varchar"), ("sender_psid", "varchar"), ("dedupe_key", "varchar"),
+    ("kind", "varchar"), ("payload", "jsonb"), ("timestamp_ms", "bigint"),
+    ("is_standby", "boolean"), ("status", "varchar"), ("error", "text"),
+)  # fmt: skip
+
+
+def _rows_insert_postgresql(rows: list[InboundEvent]) -> None:
+    data = json.dumps(
+        [
+            {
+                "page_id": row.page_id,
+                "sender_psid": row.sender_psid,
+                "dedupe_key": row.dedupe_key,
+                "kind": row.kind,
+                "payload": row.payload,
+                "timestamp_ms": row.timestamp_ms,
+                "is_standby": row.is_standby,
+                "status": row.status,
+                "error": row.error,
+            }
+            for row in rows
+        ],
+        separators=(",", ":"),
+    )
+    sql = _recordset_sql()
+    for attempt in (1, 2):
+        # No health check round trip first (CONN_HEALTH_CHECKS would spend one per request,
+        # a third of what the whole insert costs): a connection found dead is replaced and the
+        # statement sent again, which ON CONFLICT DO NOTHING makes harmless.
+        connection.ensure_connection()
+        try:
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(sql, (data,))
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == 2 or connection.in_atomic_block or connection.is_usable():
+                raise
+            logger.info("inbox: the database connection was gone; reconnecting")
+            connection.close()
+
+
+@functools.cache
+def _recordset_sql() -> str:
+    quote = connection.ops.quote_name
+    table = quote(InboundEvent._meta.db_table)
+    names = [name for name, _ in _RECORDSET_COLUMNS]
+    columns = ", ".join(quote(InboundEvent._meta.get_field(n).column) for n in names)
+    selected = ", ".join(f"r.{name}" for name in names)
+    record = ", ".join(f"{name} {kind}" for name, kind in _RECORDSET_COLUMNS)
+    received = quote(InboundEvent._meta.get_field("received_at").column)
+    attempts = quote(InboundEvent._meta.get_field("attempts").column)
+    # Only model metadata is formatted into the text; the rows are the one parameter. The
+    # database's clock stamps received_at (the sweep compares it with the application's: both
+    # are NTP-synchronised in any sane deployment, and the sweep's margin is a minute).
+    return (
+        f"INSERT INTO {table} ({columns}, {received}, {attempts}) "  # noqa: S608
+        f"SELECT {selected}, statement_timestamp(), 0 "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
+        "ON CONFLICT (dedupe_key) DO NOTHING"
+    )
+
+
+# Group commit ---------------------------------------------------------------------------------
+#
+# Under load several threads of a web process store at once. The first becomes the leader and
+# writes the rows of everyone waiting in one INSERT (one statement, one commit, one WAL flush)
+# on its own connection; the others wait for that commit instead of making their own. The
+# commit, not the batching, decides the 200: every waiter answers after its rows are durable.
+
+
+@dataclass(eq=False)
+class _Waiter:
+    rows: list[InboundEvent]
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # promoted to leader by the previous one
+    error: BaseException | None = None
+
+
+_group_lock = threading.Lock()
+_group_queue: list[_Waiter] = []
+_group_state = {"leader": False}
+_GROUP_ROUNDS = 2  # batches a leader writes before it hands over (its own answer waits)
+_GROUP_WAIT_SECONDS = 30.0
+
+
+def _rows_insert_grouped(rows: list[InboundEvent]) -> None:
+    """Write ``rows`` in autocommit, together with those of concurrent callers; return once
+    they are committed. Raises what the write raised (only for the body that caused it)."""
+    me = _Waiter(rows)
+    with _group_lock:
+        _group_queue.append(me)
+        lead = not _group_state["leader"]
+        _group_state["leader"] = True
+    if not lead:
+        if not me.done.wait(_GROUP_WAIT_SECONDS):
+            raise TimeoutError("the inbox write did not finish in time")
+        lead = me.lead
+    if lead:
+        _group_lead()
+    if me.error is not None:
+        raise me.error
+
+
+def _group_lead() -> None:
+    handed_over = False
+    time.sleep(0)  # yield the GIL once: threads about to store join this batch
+    try:
+        for _ in range(_GROUP_ROUNDS):
+            with _group_lock:
+                batch = list(_group_queue)
+                _group_queue.clear()
+            if not batch:
+                break
+            _group_write(batch)
+    finally:
+        with _group_lock:
+            if _group_queue:
+                successor = _group_queue[0]
+                successor.lead = True
+                successor.done.set()
+                handed_over = True
+            if not handed_over:
+                _group_state["leader"] = False
+
+
+def _group_write(batch: list[_Waiter]) -> None:
+    try:
+        _rows_insert([row for waiter in batch for row in waiter.rows])
+    except Exception as error:
+        if len(batch) == 1:
+            batch[0].error = error
+        else:  # find the body that cannot be stored; the others still are
+            for waiter in batch:
+                try:
+                    _rows_insert(waiter.rows)
+                except Exception as single:
+                    waiter.error = single
+    finally:
+        for waiter in batch:
+            waiter.done.set()
 
 
 def _payload_parse(raw_body: bytes) -> dict[str, Any]:
@@ -204,7 +354,23 @@ def _identifier(value: Any, *, max_length: int) -> str | None:
     return text if text.isdigit() and len(text) <= max_length else None
 
 
-def _rows_build(payload: dict[str, Any]) -> list[InboundEvent]:
+# JSON escapes PostgreSQL's jsonb refuses: NUL, and UTF-16 surrogates (valid only in pairs).
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with NUL characters and lone surrogates replaced, so jsonb takes it (a body
+    that can never be stored would be refused, and redelivered by Meta, forever)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
+
+
+def _rows_build(payload: dict[str, Any], *, storable: bool = True) -> list[InboundEvent]:
     rows: dict[str, InboundEvent] = {}
     for entry in payload["entry"]:
         if not isinstance(entry, dict):
@@ -212,12 +378,14 @@ def _rows_build(payload: dict[str, Any]) -> list[InboundEvent]:
         page_id = _identifier(entry.get("id"), max_length=32)
         if page_id is None:
             raise WebhookPayloadError("Each entry needs a page id.", code="malformed_entry")
-        for field, is_standby in (("messaging", False), ("standby", True)):
-            items = entry.get(field, [])
+        for key, is_standby in (("messaging", False), ("standby", True)):
+            items = entry.get(key, [])
             if not isinstance(items, list):
-                raise WebhookPayloadError(f"'{field}' must be a list.", code="malformed_entry")
+                raise WebhookPayloadError(f"'{key}' must be a list.", code="malformed_entry")
             for item in items:
                 row = _row_build(item, page_id=page_id, is_standby=is_standby)
+                if not storable:
+                    row.payload = _storable(row.payload)
                 rows.setdefault(row.dedupe_key, row)  # a mid twice in one body: stored once
     return list(rows.values())
 
@@ -278,20 +446,30 @@ def inbox_page_cache_clear() -> None:
 # The nudge ----------------------------------------------------------------------------------
 
 _redis_lock = threading.Lock()
-_redis_clients: dict[str, redis.Redis] = {}
+_redis_scripts: dict[str, Any] = {}
 _nudge_state = {"covered_until": 0.0, "redis_down_until": 0.0}
 
+# Set the key if absent (-1: the caller publishes the drain); otherwise answer how many ms it
+# still lives (a drain is due after that). A key left without expiry gets one, and the caller
+# publishes.
+_NUDGE_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -1 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) return -1 end
+return ttl
+"""
 
-def _redis_client() -> redis.Redis:
+
+def _nudge_script() -> Any:
     url = settings.REDIS_URL
     with _redis_lock:
-        client = _redis_clients.get(url)
-        if client is None:
+        script = _redis_scripts.get(url)
+        if script is None:
             client = redis.Redis.from_url(
                 url, socket_connect_timeout=0.25, socket_timeout=0.25, retry_on_timeout=False
             )
-            _redis_clients[url] = client
-        return client
+            script = _redis_scripts[url] = client.register_script(_NUDGE_SCRIPT)
+        return script
 
 
 def inbox_nudge() -> bool:
@@ -299,18 +477,22 @@ def inbox_nudge() -> bool:
 
     Called after the commit of stored rows. Returns whether this call published. Never raises:
     a broker or Redis failure is logged and left to ``inbox_sweep``.
+
+    Whoever sets ``inbox:nudge`` (for one interval) publishes a drain with a countdown of that
+    interval, so the drain runs after the key expires and sees every row committed while the
+    key lived. Every process remembers until when the key it saw lives (measured from before
+    its call, so never too late) and skips Redis entirely until then: under load a web process
+    talks to Redis about once per interval, not once per request.
     """
     now = time.monotonic()
-    # This process set the key itself less than an interval ago: a drain is already due after
-    # the key's expiry, which is after now (the key was set after `covered_until` was computed
-    # from a time before the SET). Saves the Redis round trip under load.
     if now < _nudge_state["covered_until"] or now < _nudge_state["redis_down_until"]:
         return False
     try:
-        is_first = _redis_client().set(NUDGE_KEY, b"1", nx=True, px=NUDGE_INTERVAL_MS)
-        if not is_first:
+        remaining_ms = _nudge_script()(keys=[NUDGE_KEY], args=[NUDGE_INTERVAL_MS])
+        if remaining_ms >= 0:
+            _nudge_state["covered_until"] = now + remaining_ms / 1000
             return False
-        _nudge_state["covered_until"] = now + NUDGE_INTERVAL_MS / 1000 * 0.9
+        _nudge_state["covered_until"] = now + NUDGE_INTERVAL_MS / 1000
         from messenger.tasks.inbox import inbox_drain  # the task module imports this one
 
         inbox_drain.apply_async(countdown=NUDGE_INTERVAL_MS / 1000, retry=False)

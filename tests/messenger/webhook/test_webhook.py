@@ -6,6 +6,8 @@ Every POST is signed like Meta signs it: HMAC of the app secret over the exact b
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -375,9 +377,25 @@ def test_a_second_process_sees_the_key_and_does_not_publish(
     settings.REDIS_URL = redis_server.url
     assert inbox.inbox_nudge() is True
     # Another web process: no local memory of the nudge, but the key is in Redis.
-    monkeypatch.setattr(inbox, "_nudge_state", {"covered_until": 0.0, "redis_down_until": 0.0})
+    state = {"covered_until": 0.0, "redis_down_until": 0.0}
+    monkeypatch.setattr(inbox, "_nudge_state", state)
+    before = time.monotonic()
     assert inbox.inbox_nudge() is False
+    after = time.monotonic()
     assert len(published) == 1
+    # It now knows until when the key lives, and leaves Redis alone until then.
+    assert before < state["covered_until"] <= after + inbox.NUDGE_INTERVAL_MS / 1000
+
+
+def test_after_the_interval_the_next_commit_publishes_again(
+    page, settings, published, redis_server
+):
+    settings.REDIS_URL = redis_server.url
+    assert inbox.inbox_nudge() is True
+    assert inbox.inbox_nudge() is False
+    time.sleep(inbox.NUDGE_INTERVAL_MS / 1000 + 0.05)
+    assert inbox.inbox_nudge() is True
+    assert len(published) == 2
 
 
 def test_ignored_items_do_not_nudge(db, post, published, django_capture_on_commit_callbacks):
@@ -385,3 +403,113 @@ def test_ignored_items_do_not_nudge(db, post, published, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert post(body, **signed_headers(body)).status_code == 200
     assert callbacks == []
+
+
+# --------------------------------------------------------------------------------------------
+# Storing outside a transaction: concurrent requests share one INSERT (group commit)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_rows_are_committed_before_store_returns(page):
+    result = inbox.inbound_events_store(raw_body=fixture_bytes("batched_two_entries"))
+    assert (result.pending, result.ignored) == (3, 0)
+    assert InboundEvent.objects.count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_stores_are_all_committed_each_once(page):
+    """Sixteen threads store at once (some bodies twice): every item is stored exactly once
+    and every call returns only after its rows are committed."""
+    from django.db import connection
+
+    bodies = [body_of(message_item(mid=f"m_conc_{n}", timestamp=n)) for n in range(12)]
+    bodies += bodies[:4]  # replays racing their originals
+    barrier = threading.Barrier(len(bodies))
+    seen_after_return: list[bool] = []
+    errors: list[BaseException] = []
+
+    def store(body: bytes) -> None:
+        try:
+            barrier.wait(timeout=30)
+            inbox.inbound_events_store(raw_body=body)
+            mid = json.loads(body)["entry"][0]["messaging"][0]["message"]["mid"]
+            seen_after_return.append(
+                InboundEvent.objects.filter(dedupe_key=f"message:{mid}").exists()
+            )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=store, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert seen_after_return == [True] * len(bodies)
+    assert InboundEvent.objects.count() == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_that_fails_to_store_fails_alone(page, monkeypatch):
+    """When one body of a shared INSERT cannot be written, the others still are."""
+    real = inbox._rows_insert
+
+    def insert(rows):
+        if any(row.dedupe_key == "message:m_poison" for row in rows):
+            raise RuntimeError("cannot store this one")
+        real(rows)
+
+    monkeypatch.setattr(inbox, "_rows_insert", insert)
+    good, poison = inbox._Waiter(rows=[]), inbox._Waiter(rows=[])
+    good.rows = inbox._rows_build(json.loads(body_of(message_item(mid="m_good"))))
+    poison.rows = inbox._rows_build(json.loads(body_of(message_item(mid="m_poison"))))
+
+    inbox._group_write([good, poison])
+
+    assert good.done.is_set() and poison.done.is_set()
+    assert good.error is None
+    assert isinstance(poison.error, RuntimeError)
+    assert list(InboundEvent.objects.values_list("dedupe_key", flat=True)) == ["message:m_good"]
+
+
+def test_nul_characters_and_lone_surrogates_are_stored_replaced(page, post):
+    """PostgreSQL's jsonb refuses them; a body that could never be stored would be refused,
+    and redelivered by Meta, forever."""
+    body = (
+        b'{"object":"page","entry":[{"id":"' + PAGE_ID.encode() + b'","messaging":[{'
+        b'"sender":{"id":"' + PSID.encode() + b'"},"timestamp":1,'
+        b'"message":{"mid":"m_nul","text":"a\\u0000b \\ud800 \\ud83d\\ude00"}}]}]}'
+    )
+    assert post(body, **signed_headers(body)).status_code == 200
+    row = InboundEvent.objects.get()
+    assert row.dedupe_key == "message:m_nul"
+    assert row.payload["message"]["text"] == "a\ufffdb ? \U0001f600"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_dropped_by_the_server_is_replaced_and_the_rows_stored(page):
+    from django.db import connection, connections
+
+    # The page is known to this process (the hot path: no query before the insert), and the
+    # connection it was looked up on is then killed by the server.
+    assert inbox._active_page_ids({PAGE_ID}) == {PAGE_ID}
+    victim = connection.connection.info.backend_pid
+    with connections.create_connection("default").cursor() as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [victim])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connections.create_connection("default").cursor() as other:
+            other.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [victim])
+            if other.fetchone()[0] == 0:
+                break
+        time.sleep(0.05)
+
+    inbox.inbound_events_store(raw_body=fixture_bytes("text_message"))
+
+    assert InboundEvent.objects.get().dedupe_key == "message:m_txt_0001"
