@@ -106,6 +106,19 @@ def inbound_events_store(*, raw_body: bytes) -> StoreResult:
     :raises WebhookPayloadError: not JSON, ``object`` other than ``page``, or a malformed
         ``entry`` (nothing is stored).
     """
+    if connection.in_atomic_block:  # part of the caller's transaction (tests, ATOMIC_REQUESTS)
+        return _store(raw_body, write=_rows_insert)
+    with _group_lock:
+        _group_state["storing"] += 1
+    try:
+        return _store(raw_body, write=_rows_insert_grouped)
+    finally:
+        with _group_lock:
+            _group_state["storing"] -= 1
+            _group_changed.notify_all()
+
+
+def _store(raw_body: bytes, *, write: Callable[[list[InboundEvent]], None]) -> StoreResult:
     payload = _payload_parse(raw_body)
     rows = _rows_build(payload, storable=_UNSTORABLE_ESCAPE.search(raw_body) is None)
     if not rows:
@@ -118,10 +131,7 @@ def inbound_events_store(*, raw_body: bytes) -> StoreResult:
         else:
             row.status = Status.IGNORED
             row.error = "unknown or inactive page"
-    if connection.in_atomic_block:
-        _rows_insert(rows)  # part of the caller's transaction (tests, ATOMIC_REQUESTS)
-    else:
-        _rows_insert_grouped(rows)
+    write(rows)
     if pending:
         transaction.on_commit(inbox_nudge)
     if pending < len(rows):
@@ -254,10 +264,11 @@ def _recordset_sql() -> str:
 
 # Group commit ---------------------------------------------------------------------------------
 #
-# Under load several threads of a web process store at once. The first becomes the leader and
-# writes the rows of everyone waiting in one INSERT (one statement, one commit, one WAL flush)
-# on its own connection; the others wait for that commit instead of making their own. The
-# commit, not the batching, decides the 200: every waiter answers after its rows are durable.
+# Under load several threads of a web process store at once. The first becomes the leader: it
+# waits (at most _GROUP_GATHER_SECONDS) for the other threads already storing to queue their
+# rows, then writes them all in one INSERT (one statement, one commit, one WAL flush) on its own
+# connection; the others wait for that commit instead of making their own. The commit, not the
+# batching, decides the 200: every caller returns after its rows are durable.
 
 
 @dataclass(eq=False)
@@ -269,9 +280,11 @@ class _Waiter:
 
 
 _group_lock = threading.Lock()
+_group_changed = threading.Condition(_group_lock)  # a waiter queued, or a store finished
 _group_queue: list[_Waiter] = []
-_group_state = {"leader": False}
+_group_state = {"leader": False, "storing": 0}
 _GROUP_ROUNDS = 2  # batches a leader writes before it hands over (its own answer waits)
+_GROUP_GATHER_SECONDS = 0.002
 _GROUP_WAIT_SECONDS = 30.0
 
 
@@ -283,6 +296,7 @@ def _rows_insert_grouped(rows: list[InboundEvent]) -> None:
         _group_queue.append(me)
         lead = not _group_state["leader"]
         _group_state["leader"] = True
+        _group_changed.notify_all()
     if not lead:
         if not me.done.wait(_GROUP_WAIT_SECONDS):
             raise TimeoutError("the inbox write did not finish in time")
@@ -295,10 +309,15 @@ def _rows_insert_grouped(rows: list[InboundEvent]) -> None:
 
 def _group_lead() -> None:
     handed_over = False
-    time.sleep(0)  # yield the GIL once: threads about to store join this batch
     try:
         for _ in range(_GROUP_ROUNDS):
-            with _group_lock:
+            deadline = time.monotonic() + _GROUP_GATHER_SECONDS
+            with _group_changed:
+                # Threads of this process that are storing right now will queue in a moment.
+                while len(_group_queue) < _group_state["storing"]:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not _group_changed.wait(remaining):
+                        break
                 batch = list(_group_queue)
                 _group_queue.clear()
             if not batch:
