@@ -16,12 +16,14 @@ media templates) are enforced here, two ways:
   would be a different payload); an unknown enum value; a URL that is not ``http(s)``. These are
   programming errors: callers keep within the limits (page through 10 cards, etc.).
 
-Money on receipts (the only amounts we send) is a JSON **number in major units** built from
-:class:`core.money.Money` exactly; see :func:`money_json`.
+Money on receipts is a JSON **number in major units** built from :class:`core.money.Money`
+exactly; see :func:`money_json`. The legacy buy button (:func:`payment_button`) takes amounts as
+exact decimal **strings** instead, as its reference shows (``"12.50"``).
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -56,6 +58,7 @@ __all__ = [
     "image",
     "media_template",
     "money_json",
+    "payment_button",
     "postback_button",
     "quick_reply",
     "quick_reply_email",
@@ -87,6 +90,8 @@ IMAGE_ASPECT_RATIOS = ("horizontal", "square")
 MEDIA_TYPES = ("image", "video")
 SENDER_ACTIONS = ("typing_on", "typing_off", "mark_seen")
 QUICK_REPLY_CONTENT_TYPES = ("text", "user_email", "user_phone_number")
+PAYMENT_TYPES = ("FIXED_AMOUNT", "FLEXIBLE_AMOUNT")
+REQUESTED_USER_INFO = ("shipping_address", "contact_name", "contact_phone", "contact_email")
 
 
 class BuilderError(ValueError):
@@ -304,6 +309,75 @@ def url_button(
     return button
 
 
+_DECIMAL_AMOUNT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,4})?")
+
+
+def _price_amount(value: Any, name: str) -> str:
+    """A buy-button amount: an exact decimal string in major units (``Money`` is converted)."""
+    if isinstance(value, Money):
+        if value.amount_minor < 0:
+            raise BuilderError(f"{name} must not be negative.")
+        return str(value.to_major())
+    if not isinstance(value, str) or not _DECIMAL_AMOUNT.fullmatch(value):
+        raise BuilderError(f'{name} must be Money or a decimal string such as "12.50".')
+    return value
+
+
+def _payment_summary(summary: Any) -> dict:
+    if not isinstance(summary, Mapping):
+        raise BuilderError("payment_summary must be an object.")
+    currency = _string(summary.get("currency"), "payment_summary currency")
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise BuilderError(f"payment_summary currency must be an ISO code, got {currency!r}.")
+    result: dict[str, Any] = {
+        "currency": currency,
+        "payment_type": _choice(
+            summary.get("payment_type"), "payment_summary payment_type", PAYMENT_TYPES
+        ),
+    }
+    if "is_test_payment" in summary:
+        if not isinstance(summary["is_test_payment"], bool):
+            raise BuilderError("payment_summary is_test_payment must be True or False.")
+        result["is_test_payment"] = summary["is_test_payment"]
+    result["merchant_name"] = _string(summary.get("merchant_name"), "merchant_name")
+    requested = summary.get("requested_user_info", [])
+    if isinstance(requested, str | Mapping) or not isinstance(requested, Sequence):
+        raise BuilderError("requested_user_info must be a list.")
+    for item in requested:
+        _choice(item, "requested_user_info item", REQUESTED_USER_INFO)
+    if len(set(requested)) != len(requested):
+        raise BuilderError("requested_user_info lists a field twice.")
+    result["requested_user_info"] = list(requested)
+    prices = _items(summary.get("price_list", ()), "price_list items", 100, minimum=1)
+    result["price_list"] = [
+        {
+            "label": _string(price.get("label"), "price_list label"),
+            "amount": _price_amount(price.get("amount"), "price_list amount"),
+        }
+        for price in prices
+    ]
+    return result
+
+
+def payment_button(*, title: str = "buy", payload: str, payment_summary: Mapping) -> dict:
+    """The legacy v1.2 buy button (``type: payment``): Messenger's own checkout dialog.
+
+    The reference wants ``title`` to be ``"buy"`` (the dialog is Messenger's, in the shopper's
+    language) and the button to come first on its card (:func:`generic_element` checks that).
+    ``payment_summary``: ``currency`` (ISO code), ``payment_type`` (``FIXED_AMOUNT`` or
+    ``FLEXIBLE_AMOUNT``), optional ``is_test_payment``, ``merchant_name``,
+    ``requested_user_info`` (``shipping_address``, ``contact_name``, ``contact_phone``,
+    ``contact_email``) and a ``price_list`` of ``{"label", "amount"}`` whose amounts are exact
+    decimal strings in major units (``"12.50"``; ``Money`` values are converted exactly).
+    """
+    return {
+        "type": "payment",
+        "title": _display(title, "button title", BUTTON_TITLE_MAX),
+        "payload": _payload(payload),
+        "payment_summary": _payment_summary(payment_summary),
+    }
+
+
 def default_action(
     url: str,
     *,
@@ -355,6 +429,8 @@ def generic_element(
         _url(action.get("url"), "default_action url")
         element["default_action"] = action
     copied = _buttons(buttons)
+    if any(button["type"] == "payment" for button in copied[1:]):
+        raise BuilderError("a payment (buy) button must be the first button of its element.")
     if copied:
         element["buttons"] = copied
     if len(element) == 1:

@@ -2,12 +2,15 @@
 
 ``GET`` answers Meta's subscription check; ``POST`` checks the body's size and signature (on the
 raw bytes, before parsing), stores one inbox row per messaging item and answers
-``EVENT_RECEIVED``. The worker takes it from there (``messenger.services.inbox``).
+``EVENT_RECEIVED``. The worker takes it from there (``messenger.services.inbox``). The one
+exception: a legacy v1.2 ``pre_checkout`` or ``checkout_update`` for a page in buy-button mode
+needs its answer in the response body, so it is answered here too (after it is stored).
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 
 from django.conf import settings
@@ -21,10 +24,20 @@ from django.http import (
 )
 from django.views.decorators.csrf import csrf_exempt
 
+from messenger.events import event_kind, event_parse
+from messenger.models import MessengerPage
 from messenger.services.inbox import WebhookPayloadError, inbound_events_store
 from messenger.webhook.signature import signature_is_valid
+from payments.services import buy_button
 
 logger = logging.getLogger(__name__)
+
+# Legacy v1.2 items answered in the response body: kind -> (answer, answer on failure).
+_LEGACY_ANSWERS = {
+    "pre_checkout": (buy_button.pre_checkout_answer, {"success": False}),
+    "checkout_update": (buy_button.checkout_update_answer, {"shipping": []}),
+}
+_LEGACY_MARKS = tuple(f'"{kind}"'.encode() for kind in _LEGACY_ANSWERS)
 
 
 @csrf_exempt
@@ -70,7 +83,39 @@ def webhook_receive(request: HttpRequest) -> HttpResponse:
         inbound_events_store(raw_body=body)
     except WebhookPayloadError as error:
         return JsonResponse({"message": error.message, "code": error.code}, status=400)
+    if any(mark in body for mark in _LEGACY_MARKS):  # cheap: the hot path never parses twice
+        answer = legacy_checkout_answer(body)
+        if answer is not None:
+            return JsonResponse(answer)
     return HttpResponse("EVENT_RECEIVED", content_type="text/plain")
+
+
+def legacy_checkout_answer(body: bytes) -> dict | None:
+    """The synchronous answer to a legacy v1.2 ``pre_checkout`` / ``checkout_update`` (DESIGN.md
+    6.3) when ``body`` holds exactly that one item for an active page in buy-button mode; None
+    otherwise (the usual ``EVENT_RECEIVED``). The item is stored in the inbox all the same."""
+    try:
+        [entry] = json.loads(body)["entry"]
+        [item] = entry["messaging"]
+        page_id = str(entry["id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    kind = event_kind(item)
+    if kind not in _LEGACY_ANSWERS:
+        return None
+    page = (
+        MessengerPage.objects.select_related("merchant")
+        .filter(page_id=page_id, is_active=True, mode=MessengerPage.Mode.BUY_BUTTON)
+        .first()
+    )
+    if page is None:
+        return None
+    answer, refusal = _LEGACY_ANSWERS[kind]
+    try:
+        return answer(page=page, event=event_parse(item, page_id=page_id))
+    except Exception:  # never a 500: Meta would retry a question the shopper is waiting on
+        logger.exception("webhook: could not answer a %s for page %s", kind, page_id)
+        return refusal
 
 
 def _too_large(limit: int) -> HttpResponse:

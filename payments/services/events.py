@@ -35,7 +35,7 @@ What each handler does is in its docstring; the rules the issue insists on:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -62,6 +62,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "ProviderEventInvalid",
     "ProviderEventRetry",
+    "payment_settle",
     "provider_event_process",
     "provider_event_requeue",
     "provider_event_store",
@@ -540,13 +541,51 @@ def _session_paid(event: ProviderEvent, session: dict[str, Any], prepared: _Sess
 
     currency = str(session.get("currency") or "").upper()
     amount = _amount(session, "amount_total", currency)
-    if amount != order.total_minor or currency != order.currency:
-        received = (
-            _money(amount, currency) if amount is not None else str(session.get("amount_total"))
-        )
+    return payment_settle(
+        order=order,
+        payment=payment,
+        changed=changed,
+        amount_minor=amount,
+        currency=currency,
+        received=None if amount is not None else str(session.get("amount_total")),
+        source=f"Stripe session {session_id}",
+        data={
+            "payment_id": payment.pk,
+            "session_id": session_id,
+            "payment_intent_id": payment.payment_intent_id,
+            "event_id": event.event_id,
+        },
+    )
+
+
+def payment_settle(
+    *,
+    order: Order,
+    payment: Payment,
+    changed: Sequence[str] = (),
+    amount_minor: int | None,
+    currency: str,
+    received: str | None = None,
+    source: str,
+    data: dict[str, Any],
+) -> _Outcome:
+    """Settle a payment the provider reports as paid (``amount_minor`` of ``currency``) against
+    its order: the confirmation path every gateway event shares.
+
+    Call inside a transaction holding the order's row lock (and the payment's), with the provider
+    ids already copied onto ``payment`` (``changed`` names those unsaved fields; they are saved
+    here). Amount or currency different from the order's: the payment is recorded as a mismatch,
+    the order flagged for review and the operators alerted, never paid (``amount_minor`` None
+    when the provider's amount could not be read; ``received`` then says what it was). Equal:
+    the payment succeeds and the order is marked paid while it is pending payment; money for an
+    order that is closed, or already paid through another payment, is recorded and flagged.
+    ``source`` names the payment in notes and alerts ("Stripe session cs_...").
+    """
+    received = received if amount_minor is None else _money(amount_minor, currency)
+    if amount_minor != order.total_minor or currency != order.currency:
         expected = _money(order.total_minor, order.currency)
         details = (
-            f"Stripe session {session_id} was paid {received} ({currency or '?'}), "
+            f"{source} was paid {received} ({currency or '?'}), "
             f"the order totals {expected}; it was not marked paid."
         )
         payment.status = Payment.Status.MISMATCH
@@ -564,12 +603,6 @@ def _session_paid(event: ProviderEvent, session: dict[str, Any], prepared: _Sess
     payment.succeeded_at = timezone.now()
     payment.failure_reason = ""
     payment.save(update_fields=[*changed, "status", "succeeded_at", "failure_reason", "updated_at"])
-    data = {
-        "payment_id": payment.pk,
-        "session_id": session_id,
-        "payment_intent_id": payment.payment_intent_id,
-        "event_id": event.event_id,
-    }
     if order.status == OrderStatus.PENDING_PAYMENT:
         order_mark_paid_if_pending(order=order, actor=OrderEvent.Actor.PROVIDER, data=data)
         _close_other_sessions(order, paid=payment)
@@ -582,10 +615,10 @@ def _session_paid(event: ProviderEvent, session: dict[str, Any], prepared: _Sess
             return _Outcome(note=f"Order {order.number} was already paid.")
         _flag(
             order,
-            reason=f"Paid twice: session {session_id} also paid {paid}; refund one payment.",
+            reason=f"Paid twice: {source} also paid {paid}; refund one payment.",
             subject=f"Order {order.number} was paid twice",
             details=(
-                f"Stripe session {session_id} paid {paid} for order {order.number}, which was "
+                f"{source} paid {paid} for order {order.number}, which was "
                 "already paid through another payment. Refund one of them."
             ),
         )
@@ -598,7 +631,7 @@ def _session_paid(event: ProviderEvent, session: dict[str, Any], prepared: _Sess
         reason=f"Paid {paid} after {_CLOSED_WORDS.get(order.status, state)}; {stock}."[:200],
         subject=f"Payment received for closed order {order.number} ({state})",
         details=(
-            f"Stripe session {session_id} paid {paid} for order {order.number}, whose status "
+            f"{source} paid {paid} for order {order.number}, whose status "
             f"is {state}: it was not marked paid and its stock reservation was released; "
             f"{stock}. Refund the payment or arrange the order with the customer."
         ),

@@ -30,6 +30,8 @@ from messenger.conversation.flows.welcome import greeting_text
 from messenger.conversation.keywords import text_normalize
 from messenger.conversation.router import Payload, handler_for, on_payload, payload_build
 from messenger.conversation.turn import Turn
+from messenger.models import MessengerPage
+from payments.services.buy_button import buy_button_payload_build, buy_button_payment_summary
 
 __all__ = [
     "product_element",
@@ -133,6 +135,18 @@ def _image_url(product: Product) -> str | None:
     return None
 
 
+def _payment_button(turn: Turn, product: Product, variant: Variant) -> dict:
+    """The legacy buy button selling one ``variant`` (pages in buy-button mode)."""
+    label = product.localized_title(turn.locale)
+    if len(getattr(product, "active_variants", ())) > 1 and variant.name:
+        label = f"{label} – {variant.localized_name(turn.locale)}"
+    return builders.payment_button(
+        title="buy",
+        payload=buy_button_payload_build(variant_id=variant.pk, customer_id=turn.customer.pk),
+        payment_summary=buy_button_payment_summary(page=turn.page, variant=variant, label=label),
+    )
+
+
 def product_element(turn: Turn, product: Product, *, variant: Variant | None = None) -> dict:
     """One generic-template card: localized title, price ("from" when variants differ) and stock
     hint, first image, buttons *Add to cart*, *Buy now* and *Details* (webview).
@@ -157,6 +171,9 @@ def product_element(turn: Turn, product: Product, *, variant: Variant | None = N
             builders.postback_button(pgettext("button", "Add to cart"), add),
             builders.postback_button(pgettext("button", "Buy now"), buy),
         ]
+        if len(variants) == 1 and turn.page.mode == MessengerPage.Mode.BUY_BUTTON:
+            # Legacy v1.2 buy button instead of Buy now; the reference wants it first.
+            buttons = [_payment_button(turn, product, variants[0]), buttons[0]]
     buttons.append(
         builders.url_button(
             pgettext("button", "Details"),
