@@ -5,13 +5,18 @@ Two halves with different budgets:
 - **Ingest** (``inbound_events_store``, inside the webhook request): parse and validate the body,
   write one ``InboundEvent`` per ``entry[].messaging[]`` / ``standby[]`` item with a single
   ``INSERT ... ON CONFLICT DO NOTHING`` on the unique ``dedupe_key``, and after commit *nudge* the
-  worker. The nudge is debounced (``SET inbox:nudge NX PX 200`` in Redis; only the request that
-  sets the key publishes ``inbox_drain``, with a countdown of the same interval, and each web
-  process skips Redis while it knows the key lives), so under load the web processes publish a
-  few tasks per second instead of one per request: a Celery publish per request costs more than
-  the whole rest of the ingest. A row committed while the key lives is covered by the drain
-  already scheduled, which runs after the key expires. Redis being down costs nothing but
-  latency: the request still answers 200 and ``inbox_sweep`` picks the rows up.
+  worker. The request's whole budget is about what a no-op Django view costs (the benchmark in
+  ``bench/webhook_ingest`` holds it to half the no-op rate), so: no ORM on this path, one
+  prepared statement with the rows as one JSON parameter on PostgreSQL, no health-check round
+  trip, active page ids remembered per process, and the concurrent requests of a process share
+  one INSERT and its commit (group commit, below). The nudge is debounced (``SET inbox:nudge NX
+  PX 200`` in Redis; only the request that sets the key publishes ``inbox_drain``, with a
+  countdown of the same interval, and each web process skips Redis while it knows the key
+  lives), so under load the web processes publish a few tasks per second instead of one per
+  request: a Celery publish per request costs more than the whole rest of the ingest. A row
+  committed while the key lives is covered by the drain already scheduled, which runs after the
+  key expires. Redis being down costs nothing but latency: the request still answers 200 and
+  ``inbox_sweep`` picks the rows up.
 - **Processing** (``inbound_events_drain`` / ``inbound_event_process``, in the worker): pending
   rows grouped by customer ``(page_id, sender_psid)``, each customer under a lock, its rows in
   ``(timestamp_ms, id)`` order, each row in its own transaction.
@@ -99,9 +104,11 @@ class StoreResult:
 def inbound_events_store(*, raw_body: bytes) -> StoreResult:
     """Store every messaging item of a (signature-checked) webhook body, once.
 
-    One transaction, one ``INSERT`` for the batch; an item whose ``dedupe_key`` (``mid``, or a
-    hash for items without one) is already stored is skipped. Items of pages that are not
-    connected and active are stored with status ``ignored``. After commit the worker is nudged.
+    One ``INSERT`` (all rows or none; outside a transaction it also carries the rows of other
+    requests of this process storing at the same moment), committed before this returns; an item
+    whose ``dedupe_key`` (``mid``, or a hash for items without one) is already stored is
+    skipped. Items of pages that are not connected and active are stored with status
+    ``ignored``. After commit the worker is nudged.
 
     :raises WebhookPayloadError: not JSON, ``object`` other than ``page``, or a malformed
         ``entry`` (nothing is stored).
