@@ -74,7 +74,6 @@ MAX_ATTEMPTS = 5
 DRAIN_MAX_EVENTS = 1000
 DRAIN_MAX_SECONDS = 20.0  # below CELERY_TASK_SOFT_TIME_LIMIT (30 s)
 _CUSTOMERS_PER_PASS = 50
-LEGACY_PAYMENTS_NOTE = "legacy payments arrive with the payments issue"
 
 
 class WebhookPayloadError(ApplicationError):
@@ -782,7 +781,12 @@ def _handle_read(*, row: InboundEvent, page: MessengerPage, event: Any, now: dat
 
 
 def _handle_legacy_payment(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
-    return Status.IGNORED, LEGACY_PAYMENTS_NOTE
+    """v1.2 buy button: ``payment`` is confirmed here; ``pre_checkout`` / ``checkout_update``
+    were answered in the webhook response and are kept for the record. Ignored unless the page
+    is in buy-button mode; a transient Stripe failure raises, so the row is retried."""
+    from payments.services.buy_button import legacy_payment_process
+
+    return legacy_payment_process(page=page, event=event)
 
 
 def _handle_unknown(*, row: InboundEvent, page: MessengerPage, event: Any, now: datetime):
