@@ -44,4 +44,4 @@ RUN SECRET_KEY=build-only-collectstatic-0123456789-abcdefghijklmnopqrstuvwxyz \
 
 USER app
 EXPOSE 8000
-CMD ["sh", "-c", "exec gunicorn config.wsgi --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-3} --access-logfile -"]
+CMD ["sh", "-c", "exec gunicorn config.wsgi --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --worker-class gthread --threads ${WEB_THREADS:-8} --access-logfile -"]
