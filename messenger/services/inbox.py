@@ -25,21 +25,16 @@ Two halves with different budgets:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -50,6 +45,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
+from core.locks import try_lock
 from messenger import events as ev
 from messenger.models import InboundEvent, MessengerPage
 from messenger.services.customers import customer_record_referral, customer_touch, customer_upsert
@@ -618,71 +614,13 @@ def _customer_drain(
     return done, False
 
 
-@contextmanager
-def _customer_lock(*, page_id: str, psid: str) -> Iterator[bool]:
-    """Hold the per-customer processing lock, if free; yields whether it was acquired.
+def _customer_lock(*, page_id: str, psid: str):
+    """The per-customer processing lock (``core.locks.try_lock``); yields whether it was held.
 
-    On PostgreSQL a session-level advisory lock (``pg_try_advisory_lock``) on a 64-bit hash of
-    the customer. Chosen over a Redis lock because PostgreSQL releases it the moment the
-    worker's connection ends: a killed worker frees its customers at once, and there is no TTL
-    that must outlast the slowest handler (a Redis lock that expires mid-handler lets a second
-    worker into the same customer). It needs no other server, and ``try`` never blocks a worker
-    behind another. It needs a session per worker, so it does not survive a transaction-pooling
-    proxy (PgBouncer in transaction mode). A hash collision only makes two customers wait for
-    each other.
-
-    On SQLite (development, tests) an ``flock`` on a file per customer (one machine is all
-    SQLite serves), or a thread lock for an in-memory database (one process).
+    A session-level PostgreSQL advisory lock rather than a Redis lock: it is released the
+    moment a killed worker's connection ends, with no TTL that must outlast the slowest handler.
     """
-    name = f"{page_id}:{psid}"
-    digest = hashlib.sha256(f"inbox:{name}".encode()).digest()
-    if connection.vendor == "postgresql":
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s::int8)", [key])
-            held = bool(cursor.fetchone()[0])
-        try:
-            yield held
-        finally:
-            if held:
-                try:
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_advisory_unlock(%s::int8)", [key])
-                except Exception:  # the connection is gone, and the lock with it
-                    logger.warning("inbox: could not release the lock of customer %s", name)
-        return
-    database = str(connection.settings_dict.get("NAME") or "")
-    if database == ":memory:" or "mode=memory" in database:
-        with _thread_locks_guard:
-            lock = _thread_locks.setdefault((database, name), threading.Lock())
-        held = lock.acquire(blocking=False)
-        try:
-            yield held
-        finally:
-            if held:
-                lock.release()
-        return
-    directory = Path(tempfile.gettempdir()) / "messenger-inbox-locks"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    database_digest = hashlib.sha256(os.path.abspath(database).encode()).hexdigest()[:16]
-    path = directory / f"{database_digest}-{digest.hex()[:32]}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-_thread_locks: dict[tuple[str, str], threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
+    return try_lock(f"inbox:{page_id}:{psid}")
 
 
 def inbound_event_process(*, event_id: int) -> InboundEvent | None:

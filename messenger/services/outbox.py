@@ -19,35 +19,25 @@ that message again on the next run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import random
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.locks import try_lock
 from messenger.client import GraphClient, json_normalize
 from messenger.exceptions import GraphError
 from messenger.models import MessengerPage, OutboundMessage
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -394,81 +384,11 @@ def _max_attempts() -> int:
 # The per-customer send lock
 # --------------------------------------------------------------------------------------------
 
-# pg_try_advisory_lock(int4, int4): this namespace ("OB") keeps our keys apart from other users.
-_ADVISORY_NAMESPACE = 0x4F42
-_thread_locks: dict[tuple[str, int], threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
 
-
-@contextmanager
-def _customer_send_lock(customer_id: int) -> Iterator[bool]:
-    """Yield whether this caller may send for the customer (never waits)."""
-    if connection.vendor == "postgresql":
-        with _advisory_lock(customer_id) as held:
-            yield held
-    elif fcntl is not None and not _in_memory_database():
-        with _file_lock(customer_id) as held:
-            yield held
-    else:
-        with _thread_lock(customer_id) as held:
-            yield held
-
-
-@contextmanager
-def _advisory_lock(customer_id: int) -> Iterator[bool]:
-    key = customer_id % 2**31  # int4; ids beyond that share keys (a rare extra wait, no harm)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", [_ADVISORY_NAMESPACE, key]
-        )
-        held = bool(cursor.fetchone()[0])
-    try:
-        yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_unlock(%s::int4, %s::int4)", [_ADVISORY_NAMESPACE, key]
-                )
-
-
-def _in_memory_database() -> bool:
-    name = str(connection.settings_dict.get("NAME") or "")
-    return name == ":memory:" or "mode=memory" in name
-
-
-@contextmanager
-def _file_lock(customer_id: int) -> Iterator[bool]:
-    database = os.path.abspath(str(connection.settings_dict["NAME"]))
-    directory = Path(tempfile.gettempdir()) / "messenger-outbox-locks"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
-    fd = os.open(directory / f"{digest}-{customer_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _thread_lock(customer_id: int) -> Iterator[bool]:
-    """An in-memory database lives in one process: a lock per customer in it suffices."""
-    with _thread_locks_guard:
-        lock = _thread_locks.setdefault((connection.alias, customer_id), threading.Lock())
-    held = lock.acquire(blocking=False)
-    try:
-        yield held
-    finally:
-        if held:
-            lock.release()
+def _customer_send_lock(customer_id: int):
+    """Yield whether this caller may send for the customer (``core.locks.try_lock``; never
+    waits)."""
+    return try_lock(f"outbox:{customer_id}")
 
 
 # --------------------------------------------------------------------------------------------

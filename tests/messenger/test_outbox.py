@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import locks as core_locks
 from messenger.client import appsecret_proof
 from messenger.models import MessengerPage, OutboundMessage
 from messenger.services import outbox as outbox_module
@@ -656,9 +657,9 @@ def test_a_second_sender_for_the_same_customer_backs_off(
     messenger_customer, monkeypatch, mechanism
 ):
     if mechanism == "lock file":
-        if connection.vendor == "postgresql" or outbox_module.fcntl is None:
+        if connection.vendor == "postgresql" or core_locks.fcntl is None:
             pytest.skip("lock files are the fallback for SQLite on POSIX")
-        monkeypatch.setattr(outbox_module, "_in_memory_database", lambda: False)
+        monkeypatch.setattr(core_locks, "_in_memory_database", lambda: False)
     customer_id = messenger_customer.pk
 
     def try_lock():
