@@ -9,9 +9,7 @@ not make them (403), owners, managers and operators refund.
 from __future__ import annotations
 
 from drf_spectacular.utils import (
-    OpenApiExample,
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
 )
@@ -20,7 +18,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from commerce.api.permissions import MerchantRolePermission
-from commerce.api.serializers import ErrorSerializer, MoneySerializer
+from commerce.api.schema import error_response
+from commerce.api.serializers import MoneySerializer
 from commerce.models import Order
 from commerce.selectors.access import scope_queryset, user_can_cancel_orders
 from payments.models import Refund
@@ -86,31 +85,20 @@ class RefundRequestSerializer(serializers.Serializer):
     )
 
 
-def _error(description: str, *examples: tuple[str, str, str]) -> OpenApiResponse:
-    return OpenApiResponse(
-        response=ErrorSerializer,
-        description=description,
-        examples=[
-            OpenApiExample(name, value={"message": message, "code": code, "extra": {}})
-            for name, message, code in examples
-        ],
-    )
-
-
-_E400 = _error("The amount is missing, not an integer or not positive.")
-_E401 = _error(
+_E400 = error_response("The amount is missing, not an integer or not positive.")
+_E401 = error_response(
     "No or an invalid token (the response carries `WWW-Authenticate: Token`).",
     ("missing", "Authentication credentials were not provided.", "not_authenticated"),
 )
-_E403 = _error(
+_E403 = error_response(
     "The caller has no shop, or only a support role in the order's shop.",
     ("read_only", "Your role in this shop is read-only.", "permission_denied"),
 )
-_E404 = _error(
+_E404 = error_response(
     "No such order among the caller's shops (other shops' ids answer the same way).",
     ("missing", "Not found.", "not_found"),
 )
-_E409 = _error(
+_E409 = error_response(
     "The refund cannot be made: nothing was paid, it is more than is left to refund, or the "
     "payment provider refused it.",
     ("too_much", "At most $10.00 of order A1B2-1042 can still be refunded.", "refund_exceeds_paid"),

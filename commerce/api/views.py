@@ -14,8 +14,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, ProtectedError, RestrictedError
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
 )
@@ -32,6 +30,7 @@ from rest_framework.views import APIView
 
 from commerce.api import filters, serializers
 from commerce.api.permissions import MerchantRolePermission
+from commerce.api.schema import error_response
 from commerce.exceptions import CartError
 from commerce.models import (
     Cart,
@@ -74,36 +73,22 @@ class Pagination(PageNumberPagination):
 
 # -- documented error responses -----------------------------------------------------------------
 
-_ERROR = serializers.ErrorSerializer
-
-
-def _error(description: str, *examples: tuple[str, str, str]) -> OpenApiResponse:
-    return OpenApiResponse(
-        response=_ERROR,
-        description=description,
-        examples=[
-            OpenApiExample(name, value={"message": message, "code": code, "extra": {}})
-            for name, message, code in examples
-        ],
-    )
-
-
-E400 = _error("The request is malformed or a field is invalid.")
-E400_FILTER = _error("A query parameter is malformed (e.g. created_after is not ISO 8601).")
-E401 = _error(
+E400 = error_response("The request is malformed or a field is invalid.")
+E400_FILTER = error_response("A query parameter is malformed (e.g. created_after is not ISO 8601).")
+E401 = error_response(
     "No or an invalid token (the response carries `WWW-Authenticate: Token`).",
     ("missing", "Authentication credentials were not provided.", "not_authenticated"),
 )
-E403 = _error(
+E403 = error_response(
     "The caller has no shop, or a read-only (support) role for a write.",
     ("read_only", "Your role in this shop is read-only.", "permission_denied"),
 )
-E404 = _error(
+E404 = error_response(
     "No such object among the caller's shops (other shops' ids answer the same way), "
     "or a page past the end.",
     ("missing", "Not found.", "not_found"),
 )
-E409 = _error(
+E409 = error_response(
     "The object's state forbids the action (e.g. an illegal order status transition).",
     ("transition", "This order cannot be shipped now.", "invalid_transition"),
 )
@@ -525,11 +510,11 @@ class TokenObtainView(APIView):
         request=serializers.TokenRequestSerializer,
         responses={
             200: serializers.TokenSerializer,
-            400: _error(
+            400: error_response(
                 "Missing fields, or wrong credentials / not a staff user (one answer for both).",
                 ("credentials", "Unable to log in with these credentials.", "invalid_credentials"),
             ),
-            429: _error(
+            429: error_response(
                 "Too many attempts.",
                 ("throttled", "Request was throttled.", "throttled"),
             ),

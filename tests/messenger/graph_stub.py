@@ -41,11 +41,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.http_stub import stub_server
 
 DEFAULT_PROFILE: dict[str, Any] = {
     "first_name": "Layla",
@@ -352,20 +354,8 @@ def _handler_for(stub: GraphStub) -> type[BaseHTTPRequestHandler]:
 def graph_stub_server() -> Iterator[GraphStub]:
     """Run a stub server on a free port of 127.0.0.1 for the duration of the ``with`` block."""
     stub = GraphStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(stub))
-    server.daemon_threads = True
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="graph-stub", daemon=True
-    )
-    thread.start()
-    try:
+    with stub_server(stub, _handler_for(stub), name="graph-stub"):
         yield stub
-    finally:
-        stub._stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -72,9 +72,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.http_stub import stub_server
 
 try:  # the stub also runs outside pytest (stripe_stub_server()); the fixture needs pytest
     import pytest
@@ -886,20 +888,8 @@ def _handler_for(stub: StripeStub) -> type[BaseHTTPRequestHandler]:
 def stripe_stub_server() -> Iterator[StripeStub]:
     """Run a stub server on a free port of 127.0.0.1 for the duration of the ``with`` block."""
     stub = StripeStub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(stub))
-    server.daemon_threads = True
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="stripe-stub", daemon=True
-    )
-    thread.start()
-    try:
+    with stub_server(stub, _handler_for(stub), name="stripe-stub"):
         yield stub
-    finally:
-        stub._stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _stripe_stub(settings) -> Iterator[StripeStub]:
