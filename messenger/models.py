@@ -124,7 +124,9 @@ class InboundEvent(models.Model):
 
     page_id = models.CharField(max_length=32)
     sender_psid = models.CharField(max_length=64, blank=True)
-    dedupe_key = models.CharField(max_length=128, unique=True)
+    # Unique through a constraint, not unique=True: on PostgreSQL the latter also builds a
+    # varchar_pattern_ops index that nothing uses and that every webhook INSERT would maintain.
+    dedupe_key = models.CharField(max_length=128)
     kind = models.CharField(max_length=32)
     payload = models.JSONField(help_text=_("The raw messaging item as received."))
     timestamp_ms = models.BigIntegerField(default=0)
@@ -137,6 +139,9 @@ class InboundEvent(models.Model):
 
     class Meta:
         ordering = ["timestamp_ms", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dedupe_key"], name="inbound_dedupe_key_uniq"),
+        ]
         indexes = [
             models.Index(
                 fields=["received_at"],
