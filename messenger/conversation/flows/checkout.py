@@ -37,7 +37,7 @@ from functools import lru_cache
 from babel import Locale
 from django.conf import settings
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop, ngettext, pgettext
+from django.utils.translation import ngettext, pgettext
 
 from commerce.exceptions import (
     AddressError,
@@ -71,43 +71,6 @@ from messenger.conversation.turn import Turn
 from payments.services.checkout_links import checkout_url
 
 __all__ = ["address_parse", "checkout_start", "country_lookup", "order_pay_button"]
-
-# Messages of commerce errors that checkout shows as they are. Commerce has no catalog of its own
-# yet, and gettext looks a message up in every catalog, so listing them here makes
-# ``makemessages`` carry their Arabic in messenger's. A wording change in commerce only loses the
-# translation (the English shows), nothing breaks.
-_COMMERCE_MESSAGES = (
-    gettext_noop("This email address does not look right. Please check it."),
-    gettext_noop(
-        "This phone number does not look right. Please check it, and include the country code "
-        "if it is a foreign number (for example +965 5001 2345)."
-    ),
-    gettext_noop("Please choose a country from the list (an ISO code such as KW, AE or US)."),
-    gettext_noop("Please fill in the %(field)s."),
-    gettext_noop("The %(field)s can be at most %(max)d characters long."),
-    gettext_noop("name"),
-    gettext_noop("street address"),
-    gettext_noop("second address line"),
-    gettext_noop("city"),
-    gettext_noop("region"),
-    gettext_noop("postal code"),
-    gettext_noop("This code is no longer active."),
-    gettext_noop("This code is not valid yet."),
-    gettext_noop("This code has expired."),
-    gettext_noop("This code has been used up."),
-    gettext_noop("This code is for another currency."),
-    gettext_noop("This code needs a minimum spend of %(amount)s."),
-    gettext_noop("This code is no longer valid."),
-    gettext_noop("This shipping method is not available."),
-    gettext_noop("This shipping method does not deliver to %(country)s."),
-    gettext_noop("This shipping method is priced in another currency."),
-    gettext_noop("The cart is empty."),
-    gettext_noop("The cart mixes currencies."),
-    gettext_noop("This cart is closed. Please start a new one."),
-    gettext_noop("This address is not available."),
-    gettext_noop("Please enter a valid email address."),
-    gettext_noop("Please enter a valid phone number."),
-)
 
 # Fields of a typed address the shopper must give (the rest are optional).
 _REQUIRED = ("name", "line1", "city", "country")
