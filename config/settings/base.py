@@ -45,9 +45,10 @@ INSTALLED_APPS = [
     "commerce",
     "payments",
     "messenger",
+    "dashboard",
 ]
 if SANDBOX_ENABLED:
-    INSTALLED_APPS.append("sandbox")
+    INSTALLED_APPS += ["sandbox", "sandbox.meta", "sandbox.stripe"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -1,0 +1,1 @@
+"""The operators dashboard (``/dashboard/``): live orders, payments, conversations and metrics."""

@@ -1,0 +1,1 @@
+"""The Messenger Platform stand-in: the Graph API subset the service calls, and the chat page."""

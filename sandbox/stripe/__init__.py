@@ -1,0 +1,1 @@
+"""The Stripe stand-in: the API subset the gateway calls, the hosted checkout page, and events."""
