@@ -1,0 +1,189 @@
+"""The order page and its actions: fulfil, mark delivered, cancel, refund, add a note.
+
+Every action is a POST (CSRF-checked) that checks the role, calls the same service as the admin
+and the API, and redirects back to the order with a success or error message: a refused action
+(``ApplicationError``: an illegal status move, a bad tracking link, a refund over what is left)
+shows the service's own message and changes nothing.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from commerce.models import Order, OrderStatus
+from commerce.services.orders import (
+    TRANSITIONS,
+    order_add_note,
+    order_cancel,
+    order_fulfil,
+    order_mark_delivered,
+)
+from core.exceptions import ApplicationError
+from core.money import Money
+from dashboard.access import can_cancel, can_handle, can_refund, dashboard_view, require
+from dashboard.access import get_scoped_or_404 as scoped_or_404
+from dashboard.forms import CancelForm, FulfilForm, NoteForm, RefundForm
+from dashboard.selectors.order_detail import order_detail_load
+from payments.services.refunds import refund_request
+
+
+def _order(request: HttpRequest, order_id: int) -> Order:
+    queryset = Order.objects.select_related("merchant", "customer")
+    return scoped_or_404(request, queryset, pk=order_id)
+
+
+def _back(order: Order) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("dashboard:order_detail", args=[order.pk]))
+
+
+def _form_errors(request: HttpRequest, form) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            messages.error(request, error)
+
+
+def _allowed(order: Order) -> frozenset[str]:
+    return TRANSITIONS.get(order.status, frozenset())
+
+
+@require_GET
+@dashboard_view
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _order(request, order_id)
+    detail = order_detail_load(order=order)
+    user, merchant_id = request.user, order.merchant_id
+    allowed = _allowed(order)
+    context = {
+        "order": order,
+        "detail": detail,
+        "can_fulfil": can_handle(user, merchant_id)
+        and (OrderStatus.FULFILLED in allowed or order.status == OrderStatus.FULFILLED),
+        "can_deliver": can_handle(user, merchant_id)
+        and OrderStatus.DELIVERED in allowed
+        and bool(detail.undelivered_shipments),
+        "can_cancel": can_cancel(user, merchant_id) and OrderStatus.CANCELLED in allowed,
+        "can_refund": can_refund(user, merchant_id) and detail.refundable_minor > 0,
+        "can_note": can_handle(user, merchant_id),
+        "refundable": Money(detail.refundable_minor, order.currency),
+        "refundable_major": f"{Money(detail.refundable_minor, order.currency).to_major():f}",
+        "fulfil_form": FulfilForm(),
+        "cancel_form": CancelForm(),
+        "note_form": NoteForm(),
+    }
+    return render(request, "dashboard/order_detail.html", context)
+
+
+@require_POST
+@dashboard_view
+def order_fulfil_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _order(request, order_id)
+    require(can_handle(request.user, order.merchant_id))
+    form = FulfilForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(order)
+    try:
+        shipment = order_fulfil(order=order, user=request.user, **form.cleaned_data)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            _("Order %(number)s shipped with %(shipment)s.")
+            % {"number": order.number, "shipment": shipment},
+        )
+    return _back(order)
+
+
+@require_POST
+@dashboard_view
+def order_deliver_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _order(request, order_id)
+    require(can_handle(request.user, order.merchant_id))
+    try:
+        order_mark_delivered(order=order, user=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Order %(number)s marked delivered.") % {"number": order})
+    return _back(order)
+
+
+@require_POST
+@dashboard_view
+def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _order(request, order_id)
+    require(can_cancel(request.user, order.merchant_id), "cancel")
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(order)
+    try:
+        order_cancel(order=order, user=request.user, reason=form.cleaned_data["reason"])
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Order %(number)s cancelled.") % {"number": order})
+    return _back(order)
+
+
+@require_POST
+@dashboard_view
+def order_refund_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _order(request, order_id)
+    require(can_refund(request.user, order.merchant_id), "cancel")
+    detail = order_detail_load(order=order)
+    form = RefundForm(
+        request.POST, currency=order.currency, remaining_minor=detail.refundable_minor
+    )
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(order)
+    try:
+        refund = refund_request(
+            order=order,
+            amount_minor=form.cleaned_data["amount"],
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            _(
+                "Refund of %(amount)s requested for order %(number)s; it completes when the "
+                "payment provider confirms it."
+            )
+            % {
+                "amount": Money(refund.amount_minor, refund.currency).format(
+                    get_language() or "en"
+                ),
+                "number": order,
+            },
+        )
+    return _back(order)
+
+
+@require_POST
+@dashboard_view
+def order_note_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _order(request, order_id)
+    require(can_handle(request.user, order.merchant_id))
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _back(order)
+    try:
+        order_add_note(order=order, message=form.cleaned_data["message"], user=request.user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Note added."))
+    return _back(order)
