@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import hmac
 import http.client
 import json
 import multiprocessing
@@ -37,141 +35,25 @@ import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
-RESULTS = REPO / "bench" / "results.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench import stack
+from bench.stack import Servers, log
+
+NAME = "webhook_ingest"
 PAGE_ID = "900000000000001"
 PSID = "2400000000000001"
-APP_SECRET = "bench-app-secret"  # noqa: S105 (a throwaway secret for a throwaway server)
 WEBHOOK_PATH = "/messenger/webhook/"
 NOOP_PATH = "/bench/noop/"
 GOAL = 0.5
-
-
-def log(message: str) -> None:
-    print(f"==> {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# --------------------------------------------------------------------------------------------
-# Throwaway servers
-# --------------------------------------------------------------------------------------------
-
-
-def _pg_bin() -> Path:
-    candidates = [Path("/usr/lib/postgresql/15/bin")]
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for directory in candidates:
-        if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
-            return directory
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(os.path.realpath(initdb)).parent
-    sys.exit("error: PostgreSQL's initdb not found: install Debian's postgresql package")
-
-
-@dataclass
-class Servers:
-    database_url: str
-    redis_url: str
-    pg_data: Path | None = None  # our own cluster: its processes are counted in CPU time
-    redis_pid: int | None = None
-
-
-@contextlib.contextmanager
-def throwaway_servers(*, pg_options: str = "") -> Iterator[Servers]:
-    """A PostgreSQL cluster and a redis-server on free ports, removed afterwards."""
-    is_root = os.geteuid() == 0
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        sys.exit("error: redis-server not found: install Debian's redis-server package")
-    pg_bin = _pg_bin()
-    work = Path(tempfile.mkdtemp(prefix="chatcommerce-bench.", dir="/tmp"))
-    if is_root:
-        shutil.chown(work, "postgres", "postgres")
-
-    def as_owner(*command: str, **kwargs) -> subprocess.CompletedProcess:
-        if is_root:
-            command = ("runuser", "-u", "postgres", "--", *command)
-        return subprocess.run(command, cwd=work, check=True, **kwargs)
-
-    pg_port, redis_port = free_port(), free_port()
-    data = work / "pgdata"
-    redis_process = None
-    started_pg = False
-    try:
-        log(f"throwaway PostgreSQL on 127.0.0.1:{pg_port}, Redis on 127.0.0.1:{redis_port}")
-        as_owner(
-            str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-            "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        # Durable defaults (fsync, synchronous_commit): the benchmark's 200 means "on disk".
-        options = f"-c listen_addresses=127.0.0.1 -p {pg_port} -k {work} -c max_connections=100"
-        options = f"{options} {pg_options}".strip()
-        as_owner(
-            str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(work / "postgres.log"),
-            "-w", "-t", "60", "-o", options, "start",
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        started_pg = True
-        as_owner(
-            str(pg_bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(work),
-            "-p", str(pg_port), "-U", "postgres", "-d", "postgres",
-            "-c", "CREATE ROLE bench LOGIN PASSWORD 'bench'",
-            "-c", "CREATE DATABASE bench OWNER bench",
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        redis_process = subprocess.Popen(
-            [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(work),
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_for_port(redis_port, process=redis_process)
-        yield Servers(
-            database_url=f"postgres://bench:bench@127.0.0.1:{pg_port}/bench",
-            redis_url=f"redis://127.0.0.1:{redis_port}/0",
-            pg_data=data,
-            redis_pid=redis_process.pid,
-        )
-    finally:
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
-        if started_pg:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                as_owner(
-                    str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop",
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_for_port(port: int, *, process: subprocess.Popen, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"error: a server on port {port} exited at start-up")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.1)
-    sys.exit(f"error: nothing answers on port {port}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,29 +112,6 @@ def _children_cpu() -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def service_env(database_url: str, redis_url: str) -> dict[str, str]:
-    """The environment of the served project: throwaway secrets for a throwaway server."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "bench.webhook_ingest.settings",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-throwaway",
-            "MESSENGER_APP_SECRET": APP_SECRET,
-            "MESSENGER_VERIFY_TOKEN": "bench-verify-token",
-            "STRIPE_SECRET_KEY": "sk_test_bench",
-            "STRIPE_WEBHOOK_SECRET": "whsec_bench",
-            "FIELD_ENCRYPTION_KEY": "bench-field-encryption-key",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SANDBOX_ENABLED": "false",
-            "DEBUG": "false",
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    return env
-
-
 SEED = f"""
 from commerce.models import Merchant
 from messenger.models import InboundEvent, MessengerPage
@@ -270,58 +129,6 @@ from messenger.models import InboundEvent
 rows = InboundEvent.objects.filter(page_id="{PAGE_ID}")
 print(rows.count(), rows.filter(status="pending").count())
 """
-
-
-def manage(env: dict[str, str], *args: str, capture: bool = False) -> str:
-    result = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        check=True,
-        text=True,
-        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-    )
-    return result.stdout or ""
-
-
-@contextlib.contextmanager
-def gunicorn(
-    env: dict[str, str], *, worker_class: str, workers: int, threads: int
-) -> Iterator[tuple[int, str, int]]:
-    """gunicorn serving the project on a free port; yields (port, description, pid)."""
-    port = free_port()
-    command = [
-        str(VENV_BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
-        "--timeout", "30", "--keep-alive", "10", "--log-level", "warning",
-    ]  # fmt: skip
-    description = (
-        f"gunicorn gthread, {workers} workers x {threads} threads"
-        if worker_class == "gthread"
-        else f"gunicorn {worker_class}, {workers} workers"
-    )
-    process = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                sys.exit("error: gunicorn exited at start-up")
-            with contextlib.suppress(OSError):
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/healthz/")
-                if connection.getresponse().status == 200:
-                    break
-            if time.monotonic() > deadline:
-                sys.exit("error: gunicorn did not answer /healthz/")
-            time.sleep(0.2)
-        yield port, description, process.pid
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +150,7 @@ def event_body(n: int, prefix: str) -> bytes:
 
 
 def signature(body: bytes) -> str:
-    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return stack.messenger_signature(body)
 
 
 @dataclass
@@ -508,7 +315,7 @@ def main() -> int:
         "(e.g. '-c synchronous_commit=off' shows what the durable commit costs)",
     )
     parser.add_argument("--no-results", action="store_true", help="do not write bench/results.json")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()
 
     client = args.client
     if client == "auto":
@@ -516,30 +323,20 @@ def main() -> int:
     if client == "wrk" and not shutil.which("wrk"):
         sys.exit("error: wrk not found: install Debian's wrk package, or use --client python")
 
-    with contextlib.ExitStack() as stack:
-        # Never DATABASE_URL: the benchmark writes rows, and that may be someone's real database.
-        servers = Servers(
-            database_url=os.environ.get("BENCH_DATABASE_URL", ""),
-            redis_url=os.environ.get("BENCH_REDIS_URL", ""),
-        )
-        database = "PostgreSQL (BENCH_DATABASE_URL)"
-        if not (servers.database_url and servers.redis_url):
-            servers = stack.enter_context(throwaway_servers(pg_options=args.pg_options))
-            database = "throwaway PostgreSQL, " + (
-                f"options {args.pg_options!r}"
-                if args.pg_options
-                else "fsync and synchronous_commit on"
-            )
-        env = service_env(servers.database_url, servers.redis_url)
+    with contextlib.ExitStack() as context:
+        servers = stack.servers_start(context, pg_options=args.pg_options)
+        database = servers.description
+        env = stack.service_env(servers, settings="bench.webhook_ingest.settings")
         log("migrating and connecting the bench page")
-        manage(env, "migrate", "--no-input", "-v", "0")
-        manage(env, "shell", "-c", SEED)
-        port, server, gunicorn_pid = stack.enter_context(
-            gunicorn(
+        stack.manage(env, "migrate", "--no-input", "-v", "0")
+        stack.manage(env, "shell", "-c", SEED)
+        port, gunicorn_pid = context.enter_context(
+            stack.gunicorn(
                 env, worker_class=args.worker_class, workers=args.workers, threads=args.threads
             )
         )
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest.")))
+        server = stack.gunicorn_description(args.worker_class, args.workers, args.threads)
+        work = Path(context.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest.")))
 
         def measure(path: str, prefix: str, seconds: float, expected: float) -> Measurement:
             pids = service_pids(servers, gunicorn_pid)
@@ -592,7 +389,7 @@ def main() -> int:
             )
         load_after = os.getloadavg()[0]
 
-        counted = manage(env, "shell", "-v", "0", "-c", COUNT, capture=True)
+        counted = stack.manage(env, "shell", "-v", "0", "-c", COUNT, capture=True)
         rows, pending = (int(x) for x in counted.split()[-2:])
 
     noop_rate = statistics.median(noop_rates)
@@ -622,27 +419,33 @@ def main() -> int:
         print(f"  WARNING: {accepted} events were accepted but only {rows} rows exist")
 
     if not args.no_results:
-        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-        results["webhook_ingest"] = {
+        details = {
             "noop_requests_per_second": round(noop_rate, 1),
             "ingest_requests_per_second": round(ingest_rate, 1),
-            "ratio": round(ratio, 3),
-            "goal": GOAL,
             "rounds": args.rounds,
             "seconds_per_measurement": args.seconds,
             "server": server,
             "client": client_description,
             "database": database,
             "events_stored": rows,
+            "events_accepted": accepted,
             "cpu_us_per_request_noop": round(noop_cost * 1e6, 1),
             "cpu_us_per_request_ingest": round(ingest_cost * 1e6, 1),
-            "cpu_ratio": round(cpu_ratio, 3),
             "load_average": [round(load_before, 2), round(load_after, 2)],
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpus": os.cpu_count(),
         }
-        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        log(f"results merged into {RESULTS.relative_to(REPO)}")
+        stack.results_merge(
+            NAME,
+            [
+                stack.Entry(f"{NAME}.ratio", "ingest rate / no-op view rate", round(ratio, 3),
+                            "x", ">=", GOAL, details),
+                stack.Entry(f"{NAME}.cpu_ratio", "no-op / ingest CPU per request",
+                            round(cpu_ratio, 3), "x", details=details),
+                stack.Entry(f"{NAME}.ingest_rate", "signed webhook POSTs accepted",
+                            round(ingest_rate), "req/s", details=details),
+                stack.Entry(f"{NAME}.stored", "accepted events missing from the inbox",
+                            max(accepted - rows, 0), "events", "==", 0, details),
+            ],
+        )  # fmt: skip
     return 0 if stored_ok else 1
 
 
