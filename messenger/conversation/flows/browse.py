@@ -26,7 +26,6 @@ from commerce.services.carts import cart_add, cart_get_open
 from core.money import Money
 from messenger import builders
 from messenger.conversation.flows import common
-from messenger.conversation.flows.welcome import greeting_text
 from messenger.conversation.keywords import text_normalize
 from messenger.conversation.router import Payload, handler_for, on_payload, payload_build
 from messenger.conversation.turn import Turn
@@ -34,6 +33,7 @@ from messenger.models import MessengerPage
 from payments.services.buy_button import buy_button_payload_build, buy_button_payment_summary
 
 __all__ = [
+    "featured_carousel",
     "product_element",
     "products_visible",
     "referral_open",
@@ -194,6 +194,16 @@ def _carousel(turn: Turn, products: Sequence[Product], quick_replies: Sequence[d
         [product_element(turn, product) for product in products],
         quick_replies=quick_replies,
     )
+
+
+def featured_carousel(turn: Turn, *, quick_replies: Sequence[dict]) -> dict | None:
+    """The shop's first products in the merchant's display order (the admin's *position*), as
+    the carousel Get Started shows: a shopper sees something to buy before the first tap.
+    ``None`` when the shop has nothing to sell."""
+    rows, _more = _page_of(products_visible(merchant_id=turn.merchant.pk), 1)
+    if not rows:
+        return None
+    return _carousel(turn, rows, quick_replies)
 
 
 # -- categories ------------------------------------------------------------------------------------
@@ -543,6 +553,6 @@ def referral_open(turn: Turn, *, ref: str, greet: bool) -> bool:
         return False
     chosen = next((v for v in product.active_variants if v.pk == variant.pk), None)
     if greet:
-        turn.say(builders.text(greeting_text(turn)))
+        turn.say(builders.text(common.greeting_text(turn)))
     _product_show(turn, product, variant=chosen)
     return True

@@ -1,19 +1,26 @@
 """Checkout in the chat (DESIGN.md section 5, flow 4): contact, address, shipping, then Pay.
 
-Built for the fewest taps from ``CHECKOUT`` (or ``BUY``) to the Pay button:
+Built for the fewest taps from ``CHECKOUT`` (or ``BUY``) to the Pay button, because the issue
+holds us to 8 taps from Get Started to paid for a new shopper and 6 for a returning one (the Pay
+button, the checkout page's Pay and Stripe's Pay included):
 
 - new shopper: email (``user_email`` quick reply, 1 tap), phone (``user_phone_number`` quick
   reply, 1 tap), the address typed in one message ("name, street, city, country", read
-  leniently; only what is missing is asked for), shipping method (1 tap, none when the shop has
-  a single method for that country), then the summary with the Pay button (1 tap);
-- returning shopper with email, phone and an address saved: one message shows them with the
-  shipping choices, so one tap (``SHIP:<id>``, or ``CONTACT_OK`` when there is one method)
-  confirms everything, then Pay.
+  leniently; only what is missing is asked for), then the summary with the Pay button. Shipping
+  is never a question: the merchant's first method (display order) that delivers there is
+  chosen, and the summary offers the others as quick replies;
+- returning shopper with email, phone and an address saved: ``CHECKOUT`` goes straight to the
+  summary with the Pay button (saved details, first shipping method); *Change details* on it
+  brings back the confirmation step (other address, other contact, shipping choices).
 
-The order is placed as soon as the shipping method is known (no separate "place order" tap);
+The order is placed as soon as the address is known (no separate "place order" tap);
 ``PLACE_ORDER`` only continues after the shopper was told the total changed (a voucher stopped
-applying). Prices, stock, vouchers and shipping rules all live in the commerce services: this
-module only asks, calls them, and explains their errors.
+applying). Switching shipping or details after placement (``SHIP_SWITCH``, ``DETAILS_CHANGE``)
+cancels the unpaid order, which gives its stock back, puts its items back into the cart and
+places again: commerce never edits a placed order. Neither is allowed once the shopper opened
+the payment page for the order (its Stripe session could still be paid). Prices, stock,
+vouchers and shipping rules all live in the commerce services: this module only asks, calls
+them, and explains their errors.
 
 States (``customer.conversation_state``): ``checkout_email``, ``checkout_phone``,
 ``checkout_address`` (a whole address typed), ``checkout_address_field`` (one missing field),
@@ -23,12 +30,15 @@ States (``customer.conversation_state``): ``checkout_email``, ``checkout_phone``
 
 Payloads: ``CHECKOUT``, ``CONTACT_OK``, ``ADDRESS_USE:<id>``, ``ADDRESS_NEW``, ``SHIP:<id>``,
 ``PLACE_ORDER`` (shared vocabulary) and this flow's own ``CONTACT_EDIT`` (change the saved
-email and phone), ``ADDRESS_LIST`` (choose among saved addresses) and ``COUNTRY:<ISO code>``
-(the answer to "which country?").
+email and phone), ``ADDRESS_LIST`` (choose among saved addresses), ``COUNTRY:<ISO code>``
+(the answer to "which country?"), ``SHIP_SWITCH:order=<id>,method=<id>,address=<id>`` (another
+shipping method for a placed, unpaid order) and ``DETAILS_CHANGE:order=<id>`` (back to the
+confirmation step for a placed, unpaid order).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -46,7 +56,7 @@ from commerce.exceptions import (
     ShippingError,
     VoucherError,
 )
-from commerce.models import Address, Cart, Order, ShippingMethod, Variant
+from commerce.models import Address, Cart, Order, OrderEvent, ShippingMethod, Variant
 from commerce.models.customers import COUNTRY_CODES
 from commerce.selectors.carts import (
     cart_lines_for_pricing,
@@ -59,8 +69,13 @@ from commerce.services.addresses import (
     address_save,
     customer_set_contact,
 )
-from commerce.services.carts import cart_get_open, cart_remove_voucher
-from commerce.services.orders import order_create_from_cart
+from commerce.services.carts import (
+    cart_add,
+    cart_apply_voucher,
+    cart_get_open,
+    cart_remove_voucher,
+)
+from commerce.services.orders import order_cancel, order_create_from_cart
 from core.exceptions import ApplicationError
 from core.money import Money
 from messenger import builders
@@ -70,7 +85,13 @@ from messenger.conversation.router import Payload, on_payload, payload_build
 from messenger.conversation.turn import Turn
 from payments.services.checkout_links import checkout_url
 
-__all__ = ["address_parse", "checkout_start", "country_lookup", "order_pay_button"]
+__all__ = [
+    "address_parse",
+    "cart_refill_from_order",
+    "checkout_start",
+    "country_lookup",
+    "order_pay_button",
+]
 
 # Fields of a typed address the shopper must give (the rest are optional).
 _REQUIRED = ("name", "line1", "city", "country")
@@ -78,6 +99,8 @@ _REQUIRED = ("name", "line1", "city", "country")
 _SAVED_ADDRESSES_SHOWN = 3
 # Shipping methods offered as quick replies (the rest of the 13 are for other choices).
 _SHIPPING_SHOWN = 10
+# Other shipping methods offered on the order summary (beside Change details and the menu).
+_SWITCHES_SHOWN = 8
 # Lines listed one by one in the summary; more are counted.
 _SUMMARY_LINES = 10
 _BUTTON_TEXT_LIMIT = 640
@@ -359,7 +382,9 @@ def checkout_start(turn: Turn) -> None:
     customer = turn.customer
     address = address_default_for(customer=customer)
     if customer.email and customer.phone and address is not None:
-        _confirm_saved(turn, state, address)
+        # Returning shopper: the saved details, no question asked; the summary offers changes.
+        turn.set_state("", checkout_address_id=address.pk)
+        _shipping_step(turn, state, address)
         return
     _advance(turn, state)
 
@@ -370,7 +395,9 @@ def checkout(turn: Turn, payload: Payload) -> None:
 
 
 def _confirm_saved(turn: Turn, state: _CartState, address: Address) -> None:
-    """Returning shopper: show the saved details with the shipping choices (one tap on)."""
+    """The saved details with the shipping choices and ways to change them (one tap on).
+
+    Shown when a returning shopper asks to change the details of an order placed with them."""
     options = _shipping_options(turn, state, address)
     if not options:
         _say_no_delivery(turn, address)
@@ -671,18 +698,25 @@ def _say_no_delivery(turn: Turn, address: Address) -> None:
 
 
 def _shipping_step(turn: Turn, state: _CartState, address: Address) -> None:
+    """Place the order with the merchant's first method for ``address`` (the summary offers the
+    others), or say that the shop does not deliver there."""
     options = _shipping_options(turn, state, address)
     if not options:
         _say_no_delivery(turn, address)
-    elif len(options) == 1:
-        turn.set_state("", checkout_shipping_id=options[0].method.pk)
-        _place(turn, state, address, options[0].method)
-    else:
-        turn.set_state("checkout_shipping")
-        text = _("How should we ship it?") + "\n" + _shipping_lines(turn, options)
-        turn.say(
-            builders.text(text, quick_replies=[*_shipping_qrs(turn, options), common.qr_cart()])
-        )
+        return
+    turn.set_state("", checkout_shipping_id=options[0].method.pk)
+    _place(turn, state, address, options[0].method, options=options)
+
+
+def _shipping_ask(turn: Turn, state: _CartState, address: Address) -> None:
+    """Ask which method, after a refused choice."""
+    options = _shipping_options(turn, state, address)
+    if not options:
+        _say_no_delivery(turn, address)
+        return
+    turn.set_state("checkout_shipping")
+    text = _("How should we ship it?") + "\n" + _shipping_lines(turn, options)
+    turn.say(builders.text(text, quick_replies=[*_shipping_qrs(turn, options), common.qr_cart()]))
 
 
 def _method_for(turn: Turn, address: Address, method_id: int | None) -> ShippingMethod | None:
@@ -705,10 +739,10 @@ def shipping_chosen(turn: Turn, payload: Payload) -> None:
     method = _method_for(turn, address, payload.int_param("arg"))
     if method is None:
         turn.say(builders.text(_("Sorry, this shipping method is not available.")))
-        _shipping_step(turn, state, address)
+        _shipping_ask(turn, state, address)
         return
     turn.set_state("", checkout_shipping_id=method.pk)
-    _place(turn, state, address, method)
+    _place(turn, state, address, method, options=_shipping_options(turn, state, address))
 
 
 @on_payload("PLACE_ORDER")
@@ -722,11 +756,23 @@ def place_order(turn: Turn, payload: Payload) -> None:
     if address is None or method is None:
         checkout_start(turn)
         return
-    _place(turn, state, address, method)
+    _place(turn, state, address, method, options=_shipping_options(turn, state, address))
 
 
-def _place(turn: Turn, state: _CartState, address: Address, method: ShippingMethod) -> None:
-    """Place the order and show the summary with the Pay button, or explain what went wrong."""
+def _place(
+    turn: Turn,
+    state: _CartState,
+    address: Address,
+    method: ShippingMethod,
+    *,
+    options: list[_Option] | None = None,
+    replaces: Order | None = None,
+) -> None:
+    """Place the order and show the summary with the Pay button, or explain what went wrong.
+
+    ``options`` are the methods that deliver to ``address`` (the others are offered on the
+    summary); ``replaces`` is the order this one replaces after a change of shipping or details.
+    """
     customer = turn.customer
     try:
         order = order_create_from_cart(
@@ -744,7 +790,7 @@ def _place(turn: Turn, state: _CartState, address: Address, method: ShippingMeth
         return
     except ShippingError as error:
         turn.say(builders.text(error.message))
-        _shipping_step(turn, state, address)
+        _shipping_ask(turn, state, address)
         return
     except AddressError as error:
         turn.set_state("", checkout_address_id=None)
@@ -760,7 +806,8 @@ def _place(turn: Turn, state: _CartState, address: Address, method: ShippingMeth
         _say_error(turn, error)
         return
     _context_clear(turn)
-    _say_summary(turn, order)
+    others = [option for option in options or () if option.method.pk != method.pk]
+    _say_summary(turn, order, address=address, others=others, replaces=replaces)
 
 
 def _say_error(turn: Turn, error: ApplicationError) -> None:
@@ -796,7 +843,7 @@ def _voucher_dropped(
     text += "\n" + _("Your new total is %(total)s.") % {
         "total": common.money(turn, breakdown.total)
     }
-    turn.set_state("", checkout_shipping_id=method.pk)
+    turn.set_state("", checkout_shipping_id=method.pk, checkout_address_id=address.pk)
     turn.say(
         builders.text(
             text,
@@ -831,6 +878,115 @@ def _out_of_stock(turn: Turn, state: _CartState, error: OutOfStockError) -> None
             text, quick_replies=[common.qr_cart(), *common.main_menu_quick_replies(turn)[:3]]
         )
     )
+
+
+# -- changing a placed, unpaid order -----------------------------------------------------------
+
+
+def cart_refill_from_order(turn: Turn, order: Order) -> list[str]:
+    """Put ``order``'s items back into the open cart at today's prices and stock (and its code,
+    if it still applies); returns the titles that could not go back in."""
+    cart = cart_get_open(customer=turn.customer)
+    missing = []
+    for line in order.lines.all():
+        if line.variant_id is None:
+            missing.append(line.product_title)
+            continue
+        try:
+            cart_add(cart=cart, variant_id=line.variant_id, quantity=line.quantity)
+        except (CartError, OutOfStockError):
+            missing.append(line.product_title)
+    if order.voucher_code and not cart.voucher_code:
+        # When it no longer applies, the new summary simply shows the total without it.
+        with contextlib.suppress(ApplicationError):
+            cart_apply_voucher(cart=cart, code=order.voucher_code)
+    return missing
+
+
+def _order_to_change(turn: Turn, payload: Payload) -> Order | None:
+    """The shopper's own unpaid order named by the payload, cancelled and back in the cart;
+    ``None`` after explaining why it cannot be changed (paid, expired, payment page opened)."""
+    order_id = payload.int_param("order")
+    order = (
+        Order.objects.filter(pk=order_id, customer_id=turn.customer.pk)
+        .prefetch_related("lines")
+        .first()
+        if order_id is not None
+        else None
+    )
+    if order is None or order.status != Order.Status.PENDING_PAYMENT:
+        text = _("This order can no longer be changed.")
+        if order is not None:
+            text = _("Order %(number)s can no longer be changed.") % {"number": order.number}
+        turn.say(common.menu_message(turn, text))
+        return None
+    if OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.PAYMENT_STARTED).exists():
+        text = _(
+            "You already opened the payment page of order %(number)s, so it can no longer "
+            "be changed. Pay it there, or leave it and it will be released."
+        ) % {"number": order.number}
+        turn.say(
+            builders.button_template(
+                text, [order_pay_button(turn, order)], quick_replies=[common.qr_orders()]
+            )
+        )
+        return None
+    order_cancel(order=order, actor=OrderEvent.Actor.CUSTOMER, reason=_("Changed in the chat."))
+    missing = cart_refill_from_order(turn, order)
+    if missing:
+        separator = "، " if turn.language == "ar" else ", "
+        turn.say(
+            builders.text(
+                _("Sorry, these items are no longer available: %(items)s.")
+                % {"items": separator.join(missing)}
+            )
+        )
+    return order
+
+
+@on_payload("SHIP_SWITCH")
+def shipping_switch(turn: Turn, payload: Payload) -> None:
+    """Another shipping method for a placed, unpaid order: place it again with that one."""
+    address_id = payload.int_param("address")
+    address = (
+        Address.objects.filter(pk=address_id, customer_id=turn.customer.pk).first()
+        if address_id is not None
+        else None
+    )
+    method = _method_for(turn, address, payload.int_param("method")) if address else None
+    if method is None:
+        turn.say(common.menu_message(turn, _("Sorry, this shipping method is not available.")))
+        return
+    old = _order_to_change(turn, payload)
+    if old is None:
+        return
+    state = _cart_or_say_empty(turn)
+    if state is None:
+        return
+    turn.set_state("", checkout_address_id=address.pk, checkout_shipping_id=method.pk)
+    _place(
+        turn,
+        state,
+        address,
+        method,
+        options=_shipping_options(turn, state, address),
+        replaces=old,
+    )
+
+
+@on_payload("DETAILS_CHANGE")
+def details_change(turn: Turn, payload: Payload) -> None:
+    """Back to the confirmation step (address, contact, shipping) for a placed, unpaid order."""
+    if _order_to_change(turn, payload) is None:
+        return
+    state = _cart_or_say_empty(turn)
+    if state is None:
+        return
+    address = address_default_for(customer=turn.customer)
+    if turn.customer.email and turn.customer.phone and address is not None:
+        _confirm_saved(turn, state, address)
+    else:
+        _advance(turn, state)
 
 
 # -- summary and Pay ---------------------------------------------------------------------------
@@ -898,9 +1054,43 @@ def order_summary_lines(turn: Turn, order: Order) -> list[str]:
     return text
 
 
-def _say_summary(turn: Turn, order: Order) -> None:
+def _summary_quick_replies(
+    turn: Turn, order: Order, *, address: Address | None, others: list[_Option]
+) -> list[dict]:
+    """Other shipping methods (one tap places the order again with it), Change details, and
+    the menu."""
+    replies = []
+    if address is not None:
+        replies += [
+            builders.quick_reply(
+                _option_label(turn, option),
+                payload_build(
+                    "SHIP_SWITCH", order=order.pk, method=option.method.pk, address=address.pk
+                ),
+            )
+            for option in others[:_SWITCHES_SHOWN]
+        ]
+    replies.append(
+        builders.quick_reply(_("Change details"), payload_build("DETAILS_CHANGE", order=order.pk))
+    )
+    return [*replies, common.qr_shop(), common.qr_orders(), common.qr_help()]
+
+
+def _say_summary(
+    turn: Turn,
+    order: Order,
+    *,
+    address: Address | None = None,
+    others: list[_Option] = (),
+    replaces: Order | None = None,
+) -> None:
     head = _("Order %(number)s is ready to pay.") % {"number": order.number}
-    address = _joined(
+    if replaces is not None:
+        head = _("Order %(number)s replaces %(old)s and is ready to pay.") % {
+            "number": order.number,
+            "old": replaces.number,
+        }
+    delivery = _joined(
         turn,
         [
             order.shipping_name,
@@ -918,17 +1108,18 @@ def _say_summary(turn: Turn, order: Order) -> None:
         "We hold your items for %(minutes)d minutes.",
         minutes,
     ) % {"minutes": minutes}
-    body = "\n".join(
-        [
-            head,
-            "",
-            *order_summary_lines(turn, order),
-            "",
-            _("Deliver to: %(address)s") % {"address": address},
-            hold,
-        ]
-    )
-    quick_replies = common.main_menu_quick_replies(turn)[:4]
+    lines = [
+        head,
+        "",
+        *order_summary_lines(turn, order),
+        "",
+        _("Deliver to: %(address)s") % {"address": delivery},
+        hold,
+    ]
+    if others and address is not None:
+        lines.append(_("Other shipping options are below."))
+    body = "\n".join(lines)
+    quick_replies = _summary_quick_replies(turn, order, address=address, others=others)
     button = order_pay_button(turn, order)
     if len(body) <= _BUTTON_TEXT_LIMIT:
         turn.say(builders.button_template(body, [button], quick_replies=quick_replies))

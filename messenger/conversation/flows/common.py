@@ -24,6 +24,7 @@ from messenger.views import product_page_url
 __all__ = [
     "absolute_url",
     "context_update",
+    "greeting_text",
     "main_menu_quick_replies",
     "menu_message",
     "money",
@@ -65,6 +66,15 @@ def product_url(*, product: Product, language: str | None = None) -> str:
     ``product.merchant`` must be loaded (``products_visible`` selects it).
     """
     return product_page_url(product=product, language=language)
+
+
+def greeting_text(turn: Turn) -> str:
+    """ "Hi Layla! Welcome to <shop>." in the turn's language (no name when we have none)."""
+    name = turn.customer.first_name.strip()
+    shop = turn.merchant.name
+    if name:
+        return _("Hi %(name)s! Welcome to %(shop)s.") % {"name": name, "shop": shop}
+    return _("Hi! Welcome to %(shop)s.") % {"shop": shop}
 
 
 # -- state -----------------------------------------------------------------------------------------

