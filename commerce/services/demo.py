@@ -27,7 +27,15 @@ from django.db import models, transaction
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
-from commerce.models import Category, Merchant, MerchantMembership, Product, ProductImage, Variant
+from commerce.models import (
+    Category,
+    Merchant,
+    MerchantMembership,
+    Product,
+    ProductImage,
+    ShippingMethod,
+    Variant,
+)
 
 __all__ = [
     "DEMO_MERCHANT_SLUG",
@@ -87,6 +95,12 @@ CATEGORIES: tuple[tuple[str, str, str], ...] = (
     ("caps", "Caps", "قبعات"),
     ("mugs", "Mugs", "أكواب"),
     ("bags", "Bags", "حقائب"),
+)
+
+# name, Arabic name, price and free-over threshold (cents), delivery estimates; ships anywhere.
+SHIPPING_METHODS: tuple[tuple[str, str, int, int | None, str, str], ...] = (
+    ("Standard", "عادي", 500, 7500, "3-5 days", "3-5 أيام"),
+    ("Express", "سريع", 1500, None, "1-2 days", "1-2 يوم"),
 )
 
 KINDS: tuple[_Kind, ...] = (
@@ -330,6 +344,7 @@ def demo_catalog_seed(
         )[0]
         for position, (slug, name, name_ar) in enumerate(CATEGORIES)
     }
+    _shipping_seed(merchant)
     specs = [_product_spec(index) for index in range(products)]
     product_by_handle, products_created = _products_seed(merchant, specs, categories)
     variants_created = _variants_seed(merchant, specs, product_by_handle)
@@ -351,6 +366,29 @@ def demo_catalog_seed(
         variants_created=variants_created,
         images_created=images_created,
     )
+
+
+def _shipping_seed(merchant: Merchant) -> None:
+    """Standard (free over $75) and Express: a demo shopper can check out, and sees the
+    Express alternative offered on the order summary."""
+    for position, (name, name_ar, price, free_over, estimate, estimate_ar) in enumerate(
+        SHIPPING_METHODS
+    ):
+        _upsert(
+            ShippingMethod,
+            {"merchant": merchant, "name": name},
+            {
+                "name_ar": name_ar,
+                "price_minor": price,
+                "currency": "USD",
+                "free_over_minor": free_over,
+                "countries": [],
+                "delivery_estimate": estimate,
+                "delivery_estimate_ar": estimate_ar,
+                "position": position,
+            },
+            on_create={"is_active": True},
+        )
 
 
 _PRODUCT_FIELDS = ["category", "title", "title_ar", "description", "description_ar", "position"]

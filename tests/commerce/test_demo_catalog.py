@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from commerce.models import Category, Merchant, Product, ProductImage, Variant
+from commerce.models import Category, Merchant, Product, ProductImage, ShippingMethod, Variant
 from commerce.services.demo import demo_catalog_seed
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,7 @@ def _snapshot(merchant: Merchant) -> dict:
         "images": list(
             ProductImage.objects.filter(product__merchant=merchant).order_by("pk").values()
         ),
+        "shipping": list(ShippingMethod.objects.filter(merchant=merchant).order_by("pk").values()),
     }
 
 
@@ -204,3 +205,15 @@ def test_product_count_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         demo_catalog_seed(products=0)
     assert not Merchant.objects.exists()
+
+
+def test_the_demo_shop_ships_anywhere_standard_or_express():
+    """Without a shipping method no demo shopper could check out."""
+    merchant = demo_catalog_seed(products=1).merchant
+
+    methods = list(ShippingMethod.objects.filter(merchant=merchant, is_active=True))
+    assert [(m.name, m.name_ar, m.price_minor, m.countries) for m in methods] == [
+        ("Standard", "عادي", 500, []),
+        ("Express", "سريع", 1500, []),
+    ]
+    assert methods[0].free_over_minor == 7500
