@@ -20,10 +20,13 @@ not in a frame, but messenger.com and facebook.com on a computer show webviews i
 iframe, which the project's ``X-Frame-Options: DENY`` would blank. These views are exempt from
 that header and send ``Content-Security-Policy: frame-ancestors`` instead, allowing only our
 own site, www.messenger.com and www.facebook.com (``ALLOW-FROM`` is ignored by current
-browsers, CSP is what they honour). Clickjacking stays out of reach of other sites. Inside such
-a frame the Pay form could not work (our CSRF cookie is a third-party cookie there, and Stripe's
-hosted page refuses to be framed), so a framed page (``Sec-Fetch-Dest: iframe``) offers a link
-that opens the same page in a new tab instead of the form.
+browsers, CSP is what they honour). Clickjacking stays out of reach of other sites. Inside a
+frame of another site the Pay form could not work (our CSRF cookie is a third-party cookie
+there, and Stripe's hosted page refuses to be framed), so a page framed cross-site
+(``Sec-Fetch-Dest: iframe`` and ``Sec-Fetch-Site`` other than ``same-origin``) offers a link
+that opens the same page in a new tab instead of the form. In a frame of our own site (the
+sandbox's Messenger emulator shows webviews in a same-origin iframe, and its Stripe stand-in
+allows same-origin frames) the cookie is first-party, so the normal Pay form is shown.
 """
 
 from __future__ import annotations
@@ -344,7 +347,9 @@ def _checkout(
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    framed = request.headers.get("Sec-Fetch-Dest", "") in ("iframe", "frame")
+    framed = request.headers.get("Sec-Fetch-Dest", "") in ("iframe", "frame") and (
+        request.headers.get("Sec-Fetch-Site", "") != "same-origin"
+    )
     minutes = _minutes_left(order)
     with translation.override(language):
         context = {

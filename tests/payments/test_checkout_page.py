@@ -172,6 +172,23 @@ def test_framed_page_opens_the_payment_in_a_new_tab_instead_of_posting(client, m
     )
 
 
+def test_page_framed_by_our_own_site_shows_the_pay_form(client, make_order):
+    """The sandbox's Messenger emulator frames webviews on our own origin: the CSRF cookie is
+    first-party there, so the shopper pays in the frame."""
+    order = make_order()
+
+    html = _html(
+        client.get(_path(order), HTTP_SEC_FETCH_DEST="iframe", HTTP_SEC_FETCH_SITE="same-origin")
+    )
+    cross_site = _html(
+        client.get(_path(order), HTTP_SEC_FETCH_DEST="iframe", HTTP_SEC_FETCH_SITE="cross-site")
+    )
+
+    assert re.search(r'<form method="post" action="/checkout/[^"]+/">', html)
+    assert 'target="_blank"' not in html
+    assert "<form" not in cross_site and 'target="_blank"' in cross_site
+
+
 # -- paying -----------------------------------------------------------------------------------
 
 

@@ -122,7 +122,6 @@ def test_the_gateway_refunds_part_of_a_payment(stand_in, make_order):
         payment=payment,
         amount_minor=1500,
         currency="USD",
-        idempotency_key="refund:test-1",
     )
 
     result = gateway_for("stripe").refund_create(payment=payment, refund=refund)
@@ -232,9 +231,9 @@ def test_anything_but_our_test_key_is_401(stand_in, authorization):
     assert response.headers["Request-Id"].startswith("req_")
 
 
-def test_a_wrong_key_in_the_gateway_is_not_authorized(stand_in, make_order, settings):
+def test_a_live_key_in_the_gateway_is_not_authorized(stand_in, make_order, settings):
     order = make_order()
-    settings.STRIPE_SECRET_KEY = "sk_test_wrong"
+    settings.STRIPE_SECRET_KEY = "sk_live_not_for_the_sandbox"  # one process: same settings
 
     with pytest.raises(GatewayError) as caught:
         checkout_session_start(order=order, locale="en")
