@@ -473,6 +473,9 @@ def _images_seed(
         row.image.save(
             f"{spec.handle}.png", ContentFile(_image_png(spec.initials, spec.colour)), save=False
         )
+        # save(save=False) leaves width/height empty, and an image row without them is opened
+        # and parsed each time it is loaded (Django fills them in post_init): every carousel.
+        row.width, row.height = row.image.width, row.image.height
         saved_files.append(row.image.name)
         rows.append(row)
     ProductImage.objects.bulk_create(rows, batch_size=_BATCH)
