@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.validators import URLValidator
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import OrderStatus
@@ -117,7 +118,11 @@ class RefundForm(forms.Form):
         if amount > self.remaining_minor:
             raise forms.ValidationError(
                 _("At most %(remaining)s can still be refunded.")
-                % {"remaining": Money(self.remaining_minor, self.currency)}
+                % {
+                    "remaining": Money(self.remaining_minor, self.currency).format(
+                        get_language() or "en"
+                    )
+                }
             )
         return amount
 

@@ -263,8 +263,10 @@ def order_page(
     )
 
 
-def order_count_capped(queryset: QuerySet[Order], *, cap: int = COUNT_CAP) -> tuple[int, bool]:
-    """``(count, capped)``: counts at most ``cap + 1`` rows, so it costs no more than a page."""
+def order_count_capped(queryset: QuerySet[Order], *, cap: int | None = None) -> tuple[int, bool]:
+    """``(count, capped)``: counts at most ``cap + 1`` rows (default :data:`COUNT_CAP`), so it
+    costs about what a page costs however many orders match."""
+    cap = COUNT_CAP if cap is None else cap
     count = queryset.order_by()[: cap + 1].count()
     return min(count, cap), count > cap
 

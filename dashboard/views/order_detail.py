@@ -70,7 +70,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         "can_cancel": can_cancel(user, merchant_id) and OrderStatus.CANCELLED in allowed,
         "can_refund": can_refund(user, merchant_id) and detail.refundable_minor > 0,
         "can_note": can_handle(user, merchant_id),
-        "refundable": Money(detail.refundable_minor, order.currency),
+        "refundable": Money(detail.refundable_minor, order.currency).format(get_language() or "en"),
         "refundable_major": f"{Money(detail.refundable_minor, order.currency).to_major():f}",
         "fulfil_form": FulfilForm(),
         "cancel_form": CancelForm(),

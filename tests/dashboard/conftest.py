@@ -70,9 +70,10 @@ def _local_cache(request, settings):
             "LOCATION": f"dashboard-tests-{request.node.nodeid}",
         }
     }
-    caches["default"].clear()
+    local = caches["default"]
+    local.clear()
     yield
-    caches["default"].clear()
+    local.clear()
 
 
 def login(client: Client, user) -> Client:
