@@ -25,6 +25,44 @@ from sandbox.meta.services.shoppers import LOCALES, ShopperInvalid, shopper_crea
 
 TYPING_WINDOW = timedelta(seconds=20)
 TEXT_MAX = 2000
+# Messenger's own words around the conversation, in the shopper's language (the conversation
+# itself shows exactly what the shop sent).
+UI_TEXT = {
+    "en": {
+        "replies": "Typically replies instantly",
+        "about": "Shopping · Replies instantly",
+        "get_started": "Get Started",
+        "send": "Send",
+        "message": "Aa",
+        "order_confirmation": "Order confirmation",
+        "order_number": "Order number",
+        "payment_method": "Payment method",
+        "order_date": "Order date",
+        "ship_to": "Ship to",
+        "subtotal": "Subtotal",
+        "shipping": "Shipping",
+        "tax": "Tax",
+        "total": "Total",
+        "qty": "Qty",
+    },
+    "ar": {
+        "replies": "يرد عادةً على الفور",
+        "about": "تسوّق · يرد على الفور",
+        "get_started": "ابدأ الآن",
+        "send": "إرسال",
+        "message": "اكتب رسالة",
+        "order_confirmation": "تأكيد الطلب",
+        "order_number": "رقم الطلب",
+        "payment_method": "طريقة الدفع",
+        "order_date": "تاريخ الطلب",
+        "ship_to": "الشحن إلى",
+        "subtotal": "المجموع الفرعي",
+        "shipping": "الشحن",
+        "tax": "الضريبة",
+        "total": "الإجمالي",
+        "qty": "الكمية",
+    },
+}
 DEFAULT_AD = {
     "ad_id": "6045246247433",
     "ad_title": "Summer tees",
@@ -223,6 +261,7 @@ def ad_click(request: HttpRequest, page_id: str) -> HttpResponse:
 def chat(request: HttpRequest, page_id: str, psid: str) -> HttpResponse:
     shopper = _shopper(page_id, psid)
     get_started = shopper.page.messenger_profile.get("get_started") or {}
+    ui = UI_TEXT["ar" if shopper.locale.startswith("ar") else "en"]
     config = {
         "feedUrl": reverse("sandbox:chat-feed", args=[page_id, psid]),
         "actUrl": reverse("sandbox:chat-act", args=[page_id, psid]),
@@ -231,6 +270,7 @@ def chat(request: HttpRequest, page_id: str, psid: str) -> HttpResponse:
         "pageName": shopper.page.name,
         "locale": shopper.locale,
         "csrf": get_token(request),
+        "ui": ui,
     }
     return render(
         request,
@@ -244,6 +284,7 @@ def chat(request: HttpRequest, page_id: str, psid: str) -> HttpResponse:
             "thread_exists": webhooks.thread_exists(shopper),
             "pending_referral": shopper.pending_referral,
             "config": config,
+            "ui": ui,
             "direction": "rtl" if shopper.is_rtl else "ltr",
         },
     )

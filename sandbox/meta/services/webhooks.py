@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/messenger/webhook/"
 TIMEOUT_SECONDS = (3.0, 20.0)
+# Messenger shows the Get Started button, and sends its title, in the shopper's language.
+GET_STARTED_TITLES = {"ar": "ابدأ الآن"}
 GET_STARTED_TITLE = "Get Started"
 DEFAULT_GET_STARTED_PAYLOAD = "GET_STARTED"
 CONVERSATION_KINDS = (
@@ -179,7 +181,7 @@ def shopper_gets_started(
     referral = shopper.pending_referral
     event = shopper_taps_postback(
         shopper=shopper,
-        title=title or GET_STARTED_TITLE,
+        title=title or GET_STARTED_TITLES.get(shopper.locale[:2], GET_STARTED_TITLE),
         payload=payload or get_started_payload(shopper),
         referral=referral,
     )
@@ -190,8 +192,12 @@ def shopper_gets_started(
 
 
 def thread_exists(shopper: SandboxShopper) -> bool:
-    """Has the shopper started the conversation (anything but delivery/read posted)?"""
-    return shopper.events.filter(kind__in=CONVERSATION_KINDS).exists()
+    """Is there a conversation yet: anything the shopper posted (but delivery/read) or any
+    message the page sent?"""
+    return (
+        shopper.events.filter(kind__in=CONVERSATION_KINDS).exists()
+        or shopper.graph_messages.exclude(message_id="").exists()
+    )
 
 
 def shopper_opens_referral(*, shopper: SandboxShopper, referral: dict) -> ShopperEvent | None:

@@ -8,6 +8,7 @@
   "use strict";
 
   var config = JSON.parse(document.getElementById("chat-config").textContent);
+  var ui = config.ui;
   var $ = function (id) { return document.getElementById(id); };
   var conversation = $("conversation");
   var messages = $("messages");
@@ -107,9 +108,7 @@
         cursor = data.cursor;
         typing.hidden = !data.typing;
         setMenu(data.menu);
-        if (data.items.length && !welcome.hidden && data.items.some(function (i) { return i.from === "shopper"; })) {
-          startConversation();
-        }
+        if (data.items.length && !welcome.hidden) startConversation();
       });
     }).catch(function () { /* the server restarts: try again next tick */ });
   }
@@ -258,7 +257,7 @@
         el("div", {className: "receipt-line-text"}, [
           el("div", {className: "card-title", dir: "auto", text: element.title}),
           element.subtitle ? el("div", {className: "card-subtitle", dir: "auto", text: element.subtitle}) : null,
-          el("div", {className: "card-subtitle", text: "Qty " + (element.quantity === undefined ? 1 : element.quantity)})
+          el("div", {className: "card-subtitle", text: ui.qty + " " + (element.quantity === undefined ? 1 : element.quantity)})
         ]),
         el("div", {className: "receipt-price", text: money(element.price, currency)})
       ]);
@@ -271,21 +270,21 @@
     var orderUrl = safeUrl(payload.order_url);
     var node = el("div", {className: "tcard receipt", "data-testid": "receipt"}, [
       el("div", {className: "receipt-head"}, [
-        el("div", {className: "receipt-title", text: "Order confirmation"}),
+        el("div", {className: "receipt-title", text: ui.order_confirmation}),
         el("div", {className: "card-subtitle", dir: "auto", text: payload.recipient_name})
       ]),
       el("div", {className: "receipt-lines"}, lines),
       el("div", {className: "receipt-meta"}, [
-        receiptRow("Order number", payload.order_number),
-        receiptRow("Payment method", payload.payment_method),
-        payload.timestamp ? receiptRow("Order date", new Date(Number(payload.timestamp) * 1000).toLocaleDateString(numberLocale)) : null,
-        receiptRow("Ship to", addressText)
+        receiptRow(ui.order_number, payload.order_number),
+        receiptRow(ui.payment_method, payload.payment_method),
+        payload.timestamp ? receiptRow(ui.order_date, new Date(Number(payload.timestamp) * 1000).toLocaleDateString(numberLocale)) : null,
+        receiptRow(ui.ship_to, addressText)
       ]),
       el("div", {className: "receipt-summary"}, [
-        receiptRow("Subtotal", summary.subtotal !== undefined ? money(summary.subtotal, currency) : ""),
-        receiptRow("Shipping", summary.shipping_cost !== undefined ? money(summary.shipping_cost, currency) : ""),
-        receiptRow("Tax", summary.total_tax !== undefined ? money(summary.total_tax, currency) : "")
-      ].concat(adjustments).concat([receiptRow("Total", money(summary.total_cost, currency), true)]))
+        receiptRow(ui.subtotal, summary.subtotal !== undefined ? money(summary.subtotal, currency) : ""),
+        receiptRow(ui.shipping, summary.shipping_cost !== undefined ? money(summary.shipping_cost, currency) : ""),
+        receiptRow(ui.tax, summary.total_tax !== undefined ? money(summary.total_tax, currency) : "")
+      ].concat(adjustments).concat([receiptRow(ui.total, money(summary.total_cost, currency), true)]))
     ]);
     if (orderUrl) {
       node.classList.add("tappable");
