@@ -2,11 +2,12 @@
 
 ``held_stub_server(stub, handler_for, name=...)`` runs a test stub (``tests/messenger/graph_stub``
 or ``tests/payments/stripe_stub``) like ``tests.http_stub.stub_server`` does, with one addition:
-``stub_hold = Hold(method, path_part)`` armed with ``server.hold(...)`` stops the first matching
-request *before the stub looks at it*. The test waits for ``hold.arrived``, kills the caller,
-then ``hold.release(drop=True)``: the stub closes the connection without processing the
-request, as a server does when its client vanished before the request was handled (the stub
-records it with status 0). ``release(drop=False)`` lets it through unchanged.
+``control.hold(method, path_part)`` stops the first matching request *before the stub looks at
+it*. The test waits for ``hold.arrived``, kills the caller, then ``hold.release(drop=True)``: the
+connection is closed without the stub processing the request (it lands in
+``control.dropped``), as when a server never got to a request whose client vanished.
+``release(drop=False)`` lets it through unchanged. ``control.stall(method, path_part)`` holds
+*every* matching request until released: a server that hangs, so callers time out.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ class Hold:
     path_part: str
     arrived: threading.Event = field(default_factory=threading.Event)
     _released: threading.Event = field(default_factory=threading.Event)
+    every: bool = False  # a stall: all matching requests until released
     _drop: bool = False
     taken: bool = False
 
     def matches(self, method: str, path: str) -> bool:
-        return not self.taken and method == self.method and self.path_part in path
+        if self._released.is_set() or (self.taken and not self.every):
+            return False
+        return method == self.method and self.path_part in path
 
     def release(self, *, drop: bool) -> None:
         self._drop = drop
@@ -60,11 +64,15 @@ class HoldControl:
     dropped: list[HeldRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def hold(self, method: str, path_part: str) -> Hold:
-        hold = Hold(method, path_part)
+    def hold(self, method: str, path_part: str, *, every: bool = False) -> Hold:
+        hold = Hold(method, path_part, every=every)
         with self.lock:
             self.holds.append(hold)
         return hold
+
+    def stall(self, method: str, path_part: str) -> Hold:
+        """Hold every matching request until ``release()``: the server hangs."""
+        return self.hold(method, path_part, every=True)
 
     def _take(self, method: str, path: str) -> Hold | None:
         with self.lock:
