@@ -29,7 +29,6 @@ import functools
 import hashlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
+from core.jsonb import UNSTORABLE_ESCAPE, jsonb_storable
 from core.locks import try_lock
 from messenger import events as ev
 from messenger.models import InboundEvent, MessengerPage
@@ -122,7 +122,7 @@ def inbound_events_store(*, raw_body: bytes) -> StoreResult:
 
 def _store(raw_body: bytes, *, write: Callable[[list[InboundEvent]], None]) -> StoreResult:
     payload = _payload_parse(raw_body)
-    rows = _rows_build(payload, storable=_UNSTORABLE_ESCAPE.search(raw_body) is None)
+    rows = _rows_build(payload, storable=UNSTORABLE_ESCAPE.search(raw_body) is None)
     if not rows:
         return StoreResult(pending=0, ignored=0)
     known = _active_page_ids({row.page_id for row in rows})
@@ -353,9 +353,14 @@ def _group_write(batch: list[_Waiter]) -> None:
             waiter.done.set()
 
 
+def _not_json(constant: str) -> Any:
+    """``NaN`` and ``Infinity`` are Python's extensions, not JSON: jsonb refuses them."""
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def _payload_parse(raw_body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(raw_body)
+        payload = json.loads(raw_body, parse_constant=_not_json)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise WebhookPayloadError("The body is not valid JSON.", code="malformed_json") from None
     if not isinstance(payload, dict) or payload.get("object") != "page":
@@ -375,22 +380,6 @@ def _identifier(value: Any, *, max_length: int) -> str | None:
     return text if text.isdigit() and len(text) <= max_length else None
 
 
-# JSON escapes PostgreSQL's jsonb refuses: NUL, and UTF-16 surrogates (valid only in pairs).
-_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-
-
-def _storable(value: Any) -> Any:
-    """``value`` with NUL characters and lone surrogates replaced, so jsonb takes it (a body
-    that can never be stored would be refused, and redelivered by Meta, forever)."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_storable(item) for item in value]
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    return value
-
-
 def _rows_build(payload: dict[str, Any], *, storable: bool = True) -> list[InboundEvent]:
     rows: dict[str, InboundEvent] = {}
     for entry in payload["entry"]:
@@ -406,7 +395,7 @@ def _rows_build(payload: dict[str, Any], *, storable: bool = True) -> list[Inbou
             for item in items:
                 row = _row_build(item, page_id=page_id, is_standby=is_standby)
                 if not storable:
-                    row.payload = _storable(row.payload)
+                    row.payload = jsonb_storable(row.payload)
                 rows.setdefault(row.dedupe_key, row)  # a mid twice in one body: stored once
     return list(rows.values())
 

@@ -398,6 +398,29 @@ def _to_dict(obj: Any) -> dict[str, Any]:
 # -- the gateway ------------------------------------------------------------------------------
 
 
+def _payload_invalid(message: str) -> WebhookSignatureError:
+    return WebhookSignatureError(message, code="webhook_payload_invalid")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _event_read(payload: bytes) -> dict[str, Any]:
+    """The event in a verified body. ``NaN`` / ``Infinity`` (Python's extensions, refused by
+    jsonb) and nesting too deep to parse are invalid JSON like any other.
+
+    :raises WebhookSignatureError: ``webhook_payload_invalid``: not JSON, or not an event.
+    """
+    try:
+        event = json.loads(payload, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        raise _payload_invalid(_("The webhook body is not valid JSON.")) from None
+    if not isinstance(event, dict) or "id" not in event or "type" not in event:
+        raise _payload_invalid(_("The webhook body is not an event."))
+    return event
+
+
 def _refuse_future_timestamp(signature_header: str) -> None:
     """The library refuses signatures older than the tolerance, not ones dated in the future.
 
@@ -542,7 +565,8 @@ class StripeGateway:
     # -- webhooks -----------------------------------------------------------------------------
 
     def webhook_parse(self, *, payload: bytes, signature_header: str) -> dict[str, Any]:
-        """Verify with ``stripe.Webhook.construct_event`` (tolerance 300 s).
+        """Verify with the library's ``stripe.WebhookSignature.verify_header`` (tolerance 300 s),
+        then read the event (:func:`_event_read`).
 
         The library accepts any of the header's ``v1`` signatures (Stripe signs with the old
         and the new secret while one is being rolled); ``STRIPE_WEBHOOK_SECRET`` may also hold
@@ -555,26 +579,16 @@ class StripeGateway:
         _refuse_future_timestamp(signature_header)
         for secret in secrets:
             try:
-                stripe.Webhook.construct_event(
+                # The library's check only: its construct_event also builds a StripeObject, and
+                # crashes (AttributeError) on a signed body that is JSON but not an object.
+                stripe.WebhookSignature.verify_header(
                     payload, signature_header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
                 )
             except stripe.SignatureVerificationError:
                 continue
-            except ValueError:
-                raise WebhookSignatureError(
-                    _("The webhook body is not valid JSON."), code="webhook_payload_invalid"
-                ) from None
-            try:
-                event = json.loads(payload)
-            except ValueError:  # pragma: no cover - construct_event parsed it already
-                raise WebhookSignatureError(
-                    _("The webhook body is not valid JSON."), code="webhook_payload_invalid"
-                ) from None
-            if not isinstance(event, dict) or "id" not in event or "type" not in event:
-                raise WebhookSignatureError(
-                    _("The webhook body is not an event."), code="webhook_payload_invalid"
-                )
-            return event
+            except ValueError:  # not UTF-8
+                raise _payload_invalid(_("The webhook body is not valid JSON.")) from None
+            return _event_read(payload)
         raise WebhookSignatureError(_("The webhook signature does not match."))
 
     # -- refunds and charges ------------------------------------------------------------------

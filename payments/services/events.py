@@ -51,6 +51,7 @@ from commerce.services.orders import (
     order_mark_paid_if_pending,
     order_payment_failed,
 )
+from core.jsonb import jsonb_storable
 from core.money import Money
 from payments.gateways import GatewayError, gateway_for
 from payments.models import Payment, ProviderEvent, Refund
@@ -155,9 +156,9 @@ def provider_event_store(*, gateway: str, event: Mapping[str, Any]) -> tuple[Pro
     :raises ProviderEventInvalid: the event has no usable ``id`` or ``type``.
     """
     event_id, kind = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+    if not _is_name(event_id, max_length=255):
         raise ProviderEventInvalid("The event has no id.")
-    if not isinstance(kind, str) or not kind or len(kind) > 100:
+    if not _is_name(kind, max_length=100):
         raise ProviderEventInvalid("The event has no type.")
     existing = ProviderEvent.objects.filter(gateway=gateway, event_id=event_id).first()
     if existing is not None:
@@ -168,13 +169,26 @@ def provider_event_store(*, gateway: str, event: Mapping[str, Any]) -> tuple[Pro
                 gateway=gateway,
                 event_id=event_id,
                 type=kind,
-                payload=dict(event),
+                # NUL and lone surrogates (which jsonb refuses) replaced: a body that can never
+                # be stored would answer 500 and be redelivered for days.
+                payload=jsonb_storable(dict(event)),
                 livemode=bool(event.get("livemode")),
             )
     except IntegrityError:
         # A concurrent delivery of the same event committed first.
         return ProviderEvent.objects.get(gateway=gateway, event_id=event_id), False
     return row, True
+
+
+def _is_name(value: Any, *, max_length: int) -> bool:
+    """Stripe ids and event types are short printable ASCII (``evt_...``, ``charge.refunded``):
+    anything else (NUL, surrogates, control characters) is not an event of theirs."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and value.isascii()
+        and value.isprintable()
+    )
 
 
 def provider_events_stale(*, now=None, limit: int = 200) -> list[int]:
