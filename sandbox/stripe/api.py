@@ -53,6 +53,7 @@ from sandbox.stripe.services.checkout import (
     session_line_items,
     session_read,
 )
+from sandbox.stripe.services.events import deliveries_sweep_lazily
 from sandbox.stripe.services.objects import API_VERSION, expanded, object_get
 from sandbox.stripe.services.refunds import refund_create
 
@@ -241,4 +242,5 @@ def api(request: HttpRequest, path: str) -> JsonResponse:
         status = 200
     except StripeError as error:
         status, body = error.status, error.body()
+    deliveries_sweep_lazily()
     return JsonResponse(body, status=status, headers=headers)

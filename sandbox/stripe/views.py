@@ -41,6 +41,7 @@ from sandbox.stripe.services.checkout import (
     session_read,
     success_redirect,
 )
+from sandbox.stripe.services.events import deliveries_sweep_lazily
 from sandbox.stripe.services.objects import object_get
 
 
@@ -154,6 +155,7 @@ def pay_page(request: HttpRequest, session_id: str) -> HttpResponse:
         with translation.override(getattr(request, "LANGUAGE_CODE", "en")):
             return render(request, "sandbox_stripe/missing.html", status=404)
     language = _language(request, row.data)
+    deliveries_sweep_lazily()
     if request.method != "POST" or row.data["status"] != "open":
         return _page(request, row, language, status=200 if row.data["status"] == "open" else 410)
 

@@ -7,6 +7,12 @@ again at each attempt). A non-2xx answer or a connection error is retried with g
 shortened for the sandbox (1 s, 2 s, 4 s ... 64 s: ``MAX_ATTEMPTS`` tries), every attempt logged
 on its :class:`EventDelivery`. The controls can duplicate every event, hold events back until
 they are released in any order, and make the next attempts fail.
+
+Attempts run in the worker (``sandbox.stripe.tasks.deliver_event``), queued after the commit.
+A queued task can be lost (Redis down or restarted): each delivery keeps the time of its next
+attempt, and API calls and page views queue again, at most every few seconds per process,
+deliveries overdue by ``OVERDUE_AFTER``. While the broker refuses connections, queueing is not
+tried again for ``BROKER_BACKOFF_SECONDS`` (each try costs seconds), so requests stay quick.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from sandbox.stripe.models import Control, Event, EventDelivery
@@ -38,7 +44,13 @@ RETRY_BASE_SECONDS = 1
 DELIVERY_TIMEOUT_SECONDS = 10
 WEBHOOK_PATH = "/payments/stripe/webhook/"
 RELEASE_ORDERS = ("fifo", "reverse", "shuffle")
+OVERDUE_AFTER = timedelta(seconds=30)
+SWEEP_EVERY_SECONDS = 10
+BROKER_BACKOFF_SECONDS = 10
 State = EventDelivery.State
+
+_broker_down_until = 0.0  # time.monotonic() of this process
+_next_sweep_at = 0.0
 
 
 # -- controls -----------------------------------------------------------------------------------
@@ -101,20 +113,65 @@ def event_emit(
     state = State.HELD if control.hold else State.PENDING
     copies = 2 if control.duplicate else 1
     for copy in range(1, copies + 1):
-        delivery = EventDelivery.objects.create(event=event, copy=copy, state=state)
+        delivery = EventDelivery.objects.create(
+            event=event,
+            copy=copy,
+            state=state,
+            next_attempt_at=timezone.now() if state == State.PENDING else None,
+        )
         if state == State.PENDING:
             transaction.on_commit(partial(_enqueue, delivery.pk))
     return event
 
 
+def _broker_usable() -> bool:
+    return time.monotonic() >= _broker_down_until
+
+
+def _broker_failed() -> None:
+    global _broker_down_until
+    _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+
+
 def _enqueue(delivery_id: int, countdown: int = 0) -> None:
-    """Queue a delivery; a broker that is down is logged, never raised (nothing hangs)."""
+    """Queue a delivery; a broker that is down is logged, never raised (the overdue sweep
+    queues it again later)."""
     from sandbox.stripe.tasks import deliver_event
 
+    if not _broker_usable():
+        return
     try:
         deliver_event.apply_async(args=[delivery_id], countdown=countdown, retry=False)
     except Exception:
+        _broker_failed()
         logger.warning("Could not queue Stripe sandbox delivery %s.", delivery_id, exc_info=True)
+
+
+def deliveries_requeue_overdue(*, limit: int = 100) -> list[int]:
+    """Queue again the pending deliveries whose attempt is overdue by ``OVERDUE_AFTER`` (their
+    task was lost); each is claimed first, so concurrent sweeps queue it once."""
+    now = timezone.now()
+    overdue = Q(state=State.PENDING, next_attempt_at__lt=now - OVERDUE_AFTER)
+    claimed = []
+    for delivery_id in EventDelivery.objects.filter(overdue).values_list("pk", flat=True)[:limit]:
+        if EventDelivery.objects.filter(overdue, pk=delivery_id).update(next_attempt_at=now):
+            claimed.append(delivery_id)
+    for delivery_id in claimed:
+        _enqueue(delivery_id)
+    return claimed
+
+
+def deliveries_sweep_lazily() -> None:
+    """:func:`deliveries_requeue_overdue`, at most every ``SWEEP_EVERY_SECONDS`` per process
+    and only while the broker answers (called from requests: cheap when nothing is due)."""
+    global _next_sweep_at
+    if time.monotonic() < _next_sweep_at or not _broker_usable():
+        return
+    _next_sweep_at = time.monotonic() + SWEEP_EVERY_SECONDS
+    try:
+        deliveries_requeue_overdue()
+    except Exception:  # never fail the request that happened to sweep
+        logger.exception("Sweeping overdue Stripe sandbox deliveries failed.")
 
 
 # -- delivering ---------------------------------------------------------------------------------
@@ -231,7 +288,9 @@ def deliveries_release(*, order: str = "fifo", seed: int | None = None) -> list[
             held.reverse()
         elif order == "shuffle":
             random.Random(seed).shuffle(held)
-        EventDelivery.objects.filter(pk__in=held).update(state=State.PENDING)
+        EventDelivery.objects.filter(pk__in=held).update(
+            state=State.PENDING, next_attempt_at=timezone.now()
+        )
         if held:
             transaction.on_commit(partial(_enqueue_in_order, list(held)))
     return held
@@ -240,9 +299,12 @@ def deliveries_release(*, order: str = "fifo", seed: int | None = None) -> list[
 def _enqueue_in_order(delivery_ids: list[int]) -> None:
     from sandbox.stripe.tasks import deliver_in_order
 
+    if not _broker_usable():
+        return
     try:
         deliver_in_order.apply_async(args=[delivery_ids], retry=False)
     except Exception:
+        _broker_failed()
         logger.warning("Could not queue released deliveries %s.", delivery_ids, exc_info=True)
 
 

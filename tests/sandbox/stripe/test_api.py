@@ -286,3 +286,30 @@ def test_invalid_session_parameters_are_400_with_the_param(stand_in, change, par
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
     assert not StripeObject.objects.filter(object="checkout.session").exists()
+
+
+@pytest.mark.postgres
+def test_concurrent_requests_with_one_key_create_one_object(stand_in):
+    """Stripe answers 409 to a request whose key is still in flight; nothing is created twice."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    answers: list[requests.Response] = []
+
+    def post() -> None:
+        barrier.wait(timeout=30)
+        answers.append(_coupon(stand_in, "key-race"))
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert StripeObject.objects.filter(object="coupon").count() == 1
+    created = {a.json()["id"] for a in answers if a.status_code == 200}
+    assert len(created) == 1
+    for answer in answers:
+        if answer.status_code != 200:
+            assert answer.status_code == 409
+            assert answer.json()["error"]["type"] == "idempotency_error"

@@ -345,3 +345,31 @@ def test_the_expiry_task_leaves_a_session_that_is_not_due(client):
 
     assert expire_session_when_due.run(session["id"]) is False
     assert StripeObject.objects.get(pk=session["id"]).data["status"] == "open"
+
+
+# -- lost tasks -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_delivery_whose_task_was_lost_is_queued_again_once(client, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sandbox.stripe.services import events
+
+    queued: list[int] = []
+    monkeypatch.setattr(
+        events, "_enqueue", lambda delivery_id, countdown=0: queued.append(delivery_id)
+    )
+    first, second = session_create(client), session_create(client)
+    session_expire_if_due(session_id=first["id"], force=True)
+    session_expire_if_due(session_id=second["id"], force=True)
+    lost, _fresh = EventDelivery.objects.order_by("pk")
+    EventDelivery.objects.filter(pk=lost.pk).update(
+        next_attempt_at=timezone.now() - events.OVERDUE_AFTER - timedelta(seconds=1)
+    )
+
+    assert events.deliveries_requeue_overdue() == [lost.pk]
+    assert events.deliveries_requeue_overdue() == []  # claimed: not queued twice
+    assert queued == [lost.pk]
