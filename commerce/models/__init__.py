@@ -11,6 +11,7 @@ from commerce.models.orders import (
     StockReservation,
 )
 from commerce.models.shipping import ShippingMethod, Voucher
+from commerce.models.stats import DailyFunnel, DailySales, HourlySales
 
 __all__ = [
     "Address",
@@ -18,6 +19,9 @@ __all__ = [
     "CartLine",
     "Category",
     "Customer",
+    "DailyFunnel",
+    "DailySales",
+    "HourlySales",
     "Merchant",
     "MerchantMembership",
     "Order",

@@ -33,7 +33,11 @@ class Cart(TimeStampedModel):
                 name="uniq_open_cart_per_customer",
             ),
         ]
-        indexes = [models.Index(fields=["merchant", "status", "updated_at"])]
+        indexes = [
+            models.Index(fields=["merchant", "status", "updated_at"]),
+            # Carts created per day, for the dashboard's funnel.
+            models.Index(fields=["created_at"], name="cart_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Cart {self.pk} of {self.customer}"

@@ -58,6 +58,12 @@ class Customer(TimeStampedModel):
             models.Index(fields=["merchant", "last_interaction_at"]),
             models.Index(fields=["merchant", "email"]),
             models.Index(fields=["merchant", "phone"]),
+            # Conversations waiting for a person (dashboard).
+            models.Index(
+                fields=["-last_interaction_at"],
+                condition=models.Q(bot_paused_at__isnull=False),
+                name="customer_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:

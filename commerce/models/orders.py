@@ -90,6 +90,25 @@ class Order(TimeStampedModel):
                 condition=Q(status="pending_payment"),
                 name="order_pending_expiry_idx",
             ),
+            # The dashboard (operators see every merchant): newest first, by status, by
+            # referral, paid recently (needs attention, figures rebuild), flagged for review.
+            models.Index(fields=["-created_at", "-id"], name="order_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="order_status_created_idx"),
+            models.Index(
+                fields=["referral_source", "-created_at"], name="order_ref_source_created_idx"
+            ),
+            models.Index(fields=["referral_ad_id", "-created_at"], name="order_ref_ad_created_idx"),
+            models.Index(
+                fields=["paid_at"], condition=Q(paid_at__isnull=False), name="order_paid_at_idx"
+            ),
+            models.Index(
+                fields=["-created_at"], condition=Q(needs_review=True), name="order_review_idx"
+            ),
+            models.Index(fields=["-total_minor", "-id"], name="order_total_idx"),
+            models.Index(fields=["contact_email"], name="order_contact_email_idx"),
+            models.Index(fields=["contact_phone"], name="order_contact_phone_idx"),
+            # PostgreSQL only (migration 0005): a trigram index on number (``*-1042``) and
+            # upper(name) prefix indexes on customers, for the dashboard's search.
         ]
         constraints = [
             models.CheckConstraint(

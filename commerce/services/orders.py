@@ -81,6 +81,11 @@ from commerce.models import (
 from commerce.notifications import OrderNotice, order_announce
 from commerce.selectors.carts import cart_lines_for_pricing, cart_voucher
 from commerce.services.pricing import price_lines
+from commerce.services.sales_figures import (
+    sales_record_paid,
+    sales_record_placed,
+    sales_record_refund,
+)
 from commerce.services.stock import StockMovement, stock_release, stock_reserve, stock_sell
 from core.exceptions import ApplicationError
 
@@ -436,6 +441,7 @@ def order_create_from_cart(
             ),
         ]
     )
+    sales_record_placed(order=order)
     return order
 
 
@@ -531,6 +537,7 @@ def _mark_paid(order: Order, *, actor: str, user, data: dict[str, Any] | None) -
     _transition(order, Status.PAID, actor=actor, user=user, data=data, paid_at=timezone.now())
     _stock_event(order, Kind.STOCK_SOLD, stock_sell(order=order), actor=actor, user=user)
     order_announce(order=order, notice=OrderNotice.PAID)
+    sales_record_paid(order=order)
 
 
 @transaction.atomic
@@ -852,6 +859,7 @@ def order_record_refund(
         data={"amount_minor": amount_minor, "refunded_minor": refunded, "reference": reference},
         refunded_minor=refunded,
     )
+    sales_record_refund(order=locked, amount_minor=amount_minor)
     order_announce(
         order=locked,
         notice=OrderNotice.REFUNDED,
