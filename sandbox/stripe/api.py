@@ -50,6 +50,7 @@ from sandbox.stripe.services.checkout import (
     coupon_create,
     session_create,
     session_expire,
+    session_expire_if_due,
     session_line_items,
     session_read,
 )
@@ -231,14 +232,16 @@ def api(request: HttpRequest, path: str) -> JsonResponse:
             request_id=request_id,
             idempotency_key=key or None,
         )
+        if object_id.startswith("cs_"):
+            # Lazy expiry first, in its own transaction: a refused call must not undo it.
+            session_expire_if_due(session_id=object_id)
         if key:
             body, replayed = _idempotent(handler, call, method=request.method, path=path)
             if replayed is not None:
                 headers["Idempotent-Replayed"] = "true"
                 headers["Original-Request"] = replayed.request_id
         else:
-            with transaction.atomic():
-                body = _run(handler, call)
+            body = _run(handler, call)
         status = 200
     except StripeError as error:
         status, body = error.status, error.body()

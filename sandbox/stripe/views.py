@@ -200,7 +200,7 @@ def pay_page(request: HttpRequest, session_id: str) -> HttpResponse:
                 form=form,
             )
         except SessionClosed:
-            row.refresh_from_db()
+            row = session_read(session_id=session_id)  # expires it if its time ran out
             return _page(request, row, language, status=410)
         if outcome.decline is not None:
             row.refresh_from_db()

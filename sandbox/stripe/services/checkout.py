@@ -329,6 +329,7 @@ def hosted_page_url(session_id: str) -> str:
 # -- coupons --------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def coupon_create(*, params: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/coupons``: ``amount_off`` + ``currency`` or ``percent_off``.
 
@@ -381,6 +382,7 @@ def coupon_create(*, params: dict[str, Any]) -> dict[str, Any]:
 # -- sessions -------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def session_create(*, params: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/checkout/sessions`` (``mode=payment``, ``price_data`` line items).
 
@@ -526,10 +528,9 @@ def session_expire(*, session_id: str, request_id=None, idempotency_key=None) ->
 
     :raises StripeError: 404 unknown, 400 when the session is not open any more.
     """
+    session_expire_if_due(session_id=session_id)  # ran out before the call: expired by time
     with transaction.atomic():
         row = object_get(kind=SESSION, object_id=session_id, lock=True)
-        if row.data["status"] == "open" and row.data["expires_at"] <= now():
-            _expire_locked(row)  # ran out before the call: expired by time, not by the call
         status = row.data["status"]
         if status != "open":
             raise invalid(
@@ -661,6 +662,8 @@ def session_pay(
 ) -> PayOutcome:
     """The shopper pressed Pay on the hosted page with a card that passed the form's checks.
 
+    Call after :func:`session_read` (which expires a session whose time ran out).
+
     :raises SessionClosed: the session expired or was completed meanwhile (nothing changes).
     :raises EmailInvalid: the email is not an address (nothing changes).
     :raises StripeError: 404 for an unknown session.
@@ -668,7 +671,7 @@ def session_pay(
     row = object_get(kind=SESSION, object_id=session_id, lock=True)
     session = row.data
     if session["status"] == "open" and session["expires_at"] <= now():
-        _expire_locked(row)
+        raise SessionClosed("expired")  # the next read expires it (this transaction rolls back)
     if session["status"] != "open":
         raise SessionClosed(session["status"])
     email = (email or "").strip()

@@ -197,3 +197,34 @@ def test_an_expired_session_page_says_so(client):
 
 def test_an_unknown_session_is_404(client):
     assert client.get("/sandbox/stripe/pay/cs_test_nothing/").status_code == 404
+
+
+def _run_out(session_id: str) -> None:
+    row = StripeObject.objects.get(pk=session_id)
+    row.data["expires_at"] -= 2 * 60 * 60
+    row.save()
+
+
+def test_paying_after_the_time_ran_out_shows_the_expired_page_and_charges_nothing(client):
+    session = session_create(client)
+    _run_out(session["id"])
+
+    response = client.post(pay_path(session), card_form())
+
+    assert response.status_code == 410
+    assert "This checkout session has expired" in _html(response)
+    assert StripeObject.objects.get(pk=session["id"]).data["status"] == "expired"
+    assert not StripeObject.objects.filter(object="charge").exists()
+    assert _types() == ["checkout.session.expired"]
+
+
+def test_expiring_a_session_whose_time_ran_out_keeps_its_expiry(client):
+    session = session_create(client)
+    _run_out(session["id"])
+
+    response = client.post(f"{API}/checkout/sessions/{session['id']}/expire", **AUTH)
+
+    assert response.status_code == 400
+    assert 'status of "expired"' in response.json()["error"]["message"]
+    assert StripeObject.objects.get(pk=session["id"]).data["status"] == "expired"
+    assert _types() == ["checkout.session.expired"]
