@@ -207,6 +207,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     # Outbox rows whose delivery task was lost (Redis down at publish, worker died): publish
     # their customers' deliveries again. A run still queued after 25 s is dropped.
+    # The dashboard's funnel (conversations, carts, checkouts) for today and yesterday,
+    # recounted from the inbox, carts and payments. Dropped if still queued after 4 minutes.
+    "dashboard-funnel-refresh": {
+        "task": "dashboard.tasks.funnel_refresh",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
     "messenger-outbox-sweep": {
         "task": "messenger.tasks.outbox.outbox_sweep",
         "schedule": timedelta(seconds=30),

@@ -1,0 +1,178 @@
+"""Server-side time of the dashboard's pages, measured inside one Django process.
+
+Run by ``bench/dashboard/run.py`` with the service's environment against the seeded database;
+prints one JSON object on its last line. Each page is requested through Django's test client
+(the whole middleware stack, sessions, templates and every query, but no socket), a few times to
+warm up, then ``--runs`` times; the time is ``perf_counter`` around ``client.get``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def _setup() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    django.setup()
+
+
+def _users():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from commerce.models import Merchant, MerchantMembership
+
+    User = get_user_model()
+    operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"is_staff": True})
+    group, _ = Group.objects.get_or_create(name="operators")
+    operator.groups.add(group)
+    # Shop 1 is the busiest (seed_history gives shop n a weight of 1/n).
+    merchant = Merchant.objects.filter(slug="seed-shop-1").first()
+    staff, _ = User.objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
+    if merchant:
+        MerchantMembership.objects.get_or_create(
+            user=staff, merchant=merchant, defaults={"role": "manager"}
+        )
+    return operator, staff, merchant
+
+
+def _pages(merchant) -> list[tuple[str, str, str]]:
+    """(page, variant, url) for the operator; staff pages are added by the caller."""
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from commerce.models import Customer, Order
+
+    orders = reverse("dashboard:orders")
+    today = timezone.localdate()
+    sample = (
+        Order.objects.filter(merchant=merchant, referral_source="ADS")
+        .exclude(contact_email="")
+        .exclude(contact_phone="")
+        .order_by("-created_at")
+        .select_related("customer")
+        .first()
+    )
+    customer = Customer.objects.filter(merchant=merchant).order_by("pk").first()
+    number_prefix, _dash, sequence = sample.number.partition("-")
+    pages = [
+        ("orders list", "no filter, all merchants", orders),
+        ("orders list", "one merchant", f"{orders}?merchant={merchant.slug}"),
+    ]
+    for status in ("pending_payment", "paid", "delivered", "cancelled", "payment_failed",
+                   "refunded"):  # fmt: skip
+        pages.append(("orders list", f"status={status}", f"{orders}?status={status}"))
+    for payment in ("unpaid", "paid", "refunded", "failed", "closed", "review"):
+        pages.append(("orders list", f"payment={payment}", f"{orders}?payment={payment}"))
+    week_ago = today - timezone.timedelta(days=7)
+    year_ago = today - timezone.timedelta(days=330)
+    pages += [
+        ("orders list", "last 7 days", f"{orders}?date_from={week_ago}&date_to={today}"),
+        ("orders list", "a week 11 months ago",
+         f"{orders}?date_from={year_ago}&date_to={year_ago + timezone.timedelta(days=7)}"),
+        ("orders list", "source=ADS", f"{orders}?source=ADS"),
+        ("orders list", "source=SHORTLINK", f"{orders}?source=SHORTLINK"),
+        ("orders list", f"ad={sample.referral_ad_id}", f"{orders}?ad={sample.referral_ad_id}"),
+        ("orders list", "search order number", f"{orders}?q={sample.number}"),
+        ("orders list", "search number prefix", f"{orders}?q={number_prefix}-{sequence[:2]}"),
+        ("orders list", "search sequence only", f"{orders}?q={sequence}"),
+        ("orders list", "search email", f"{orders}?q={sample.contact_email}"),
+        ("orders list", "search phone", f"{orders}?q={sample.contact_phone}"),
+        ("orders list", "search customer name",
+         f"{orders}?q={customer.first_name}+{customer.last_name}"),
+        ("orders list", "search first name", f"{orders}?q={customer.first_name}"),
+        ("orders list", "sort oldest", f"{orders}?sort=oldest"),
+        ("orders list", "sort total high-low", f"{orders}?sort=total_desc"),
+        ("orders list", "sort total low-high", f"{orders}?sort=total_asc"),
+        ("orders list", "cancelled by total", f"{orders}?status=cancelled&sort=total_desc"),
+    ]  # fmt: skip
+    for label, order in (
+        ("newest order", Order.objects.order_by("-created_at").first()),
+        ("refunded order", Order.objects.filter(status="refunded").order_by("-pk").first()),
+        ("oldest order", Order.objects.order_by("created_at").first()),
+    ):
+        if order is not None:
+            pages.append(
+                ("order detail", label, reverse("dashboard:order_detail", args=[order.pk]))
+            )
+    pages += [
+        ("metrics", "all merchants", reverse("dashboard:metrics")),
+        ("metrics", "one merchant", f"{reverse('dashboard:metrics')}?merchant={merchant.slug}"),
+        ("attention", "all merchants", reverse("dashboard:attention")),
+        ("attention", "one merchant", f"{reverse('dashboard:attention')}?merchant={merchant.slug}"),
+    ]
+    return pages
+
+
+def _time(client, url: str, *, runs: int, warmup: int) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    status = response.status_code
+    count = len(queries.captured_queries)
+    for _ in range(warmup):
+        client.get(url)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        status = status if status != 200 else response.status_code
+    times.sort()
+    p95 = times[max(0, -(-95 * len(times) // 100) - 1)]
+    return {
+        "status": status,
+        "queries": count,
+        "median_ms": round(statistics.median(times), 1),
+        "p95_ms": round(p95, 1),
+        "max_ms": round(times[-1], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    _setup()
+    from django.test import Client
+
+    operator, staff, merchant = _users()
+    results = []
+    as_operator = Client()
+    as_operator.force_login(operator)
+    for page, variant, url in _pages(merchant):
+        measured = _time(as_operator, url, runs=args.runs, warmup=args.warmup)
+        results.append({"page": page, "variant": f"operator, {variant}", "url": url, **measured})
+        print(f"  {page:<13} {variant:<40} {measured['median_ms']:7.1f} ms median "
+              f"{measured['p95_ms']:7.1f} p95  {measured['queries']:3d} queries "
+              f"(HTTP {measured['status']})", flush=True)  # fmt: skip
+    as_staff = Client()
+    as_staff.force_login(staff)
+    from django.urls import reverse
+
+    for page, name in (("orders list", "orders"), ("metrics", "metrics"),
+                       ("attention", "attention")):  # fmt: skip
+        url = reverse(f"dashboard:{name}")
+        measured = _time(as_staff, url, runs=args.runs, warmup=args.warmup)
+        results.append({"page": page, "variant": "merchant staff", "url": url, **measured})
+        print(f"  {page:<13} {'merchant staff':<40} {measured['median_ms']:7.1f} ms median "
+              f"{measured['p95_ms']:7.1f} p95  {measured['queries']:3d} queries "
+              f"(HTTP {measured['status']})", flush=True)  # fmt: skip
+    print("@@RESULT@@" + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
