@@ -365,12 +365,32 @@
     ratio = RATIO_HEIGHT[ratio] ? ratio : "full";
     closeWebview();
     var frame = el("iframe", {"data-testid": "webview", "data-height-ratio": ratio, src: url, title: title || "webview"});
+    frame.addEventListener("load", function () { watchForCloseWindow(frame); });
     $("webview-frame").appendChild(frame);
     $("webview-sheet").style.height = RATIO_HEIGHT[ratio];
     $("webview-sheet").setAttribute("data-height-ratio", ratio);
     $("webview-title").textContent = title || new URL(url).host;
     $("webview-open").href = url;
     webviewPanel.hidden = false;
+  }
+
+  // Messenger closes the webview when a page goes to its closeWindow address (the shop's
+  // "Back to the chat" links do). Same-origin pages can be watched; others are left alone.
+  var CLOSE_WINDOW = /^https:\/\/www\.messenger\.com\/closeWindow\b/;
+
+  function watchForCloseWindow(frame) {
+    try {
+      var doc = frame.contentDocument;
+      if (!doc) return;
+      if (CLOSE_WINDOW.test(frame.contentWindow.location.href)) { closeWebview(); return; }
+      doc.addEventListener("click", function (event) {
+        var link = event.target.closest ? event.target.closest("a[href]") : null;
+        if (link && CLOSE_WINDOW.test(link.href)) {
+          event.preventDefault();
+          closeWebview();
+        }
+      }, true);
+    } catch (e) { /* another origin: Messenger would not let us look either */ }
   }
 
   function closeWebview() {
