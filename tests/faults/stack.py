@@ -310,3 +310,120 @@ class Supervised:
         self._stopping.set()
         self._thread.join(timeout=120)
         self.current.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL of a test's own, to stop and start under load
+# --------------------------------------------------------------------------------------------
+
+
+def _pg_bin() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for directory in candidates:
+        if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
+            return directory
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None
+
+
+@dataclass
+class Postgres:
+    """A throwaway cluster (like scripts/test.sh's): local socket and TCP without passwords, the
+    service connects as ``postgres`` to ``shop``. As root it runs as the postgres user."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    bin: Path | None = field(default_factory=_pg_bin)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres:postgres@127.0.0.1:{self.port}/shop"
+
+    def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        if os.geteuid() == 0:
+            command = ("runuser", "-u", "postgres", "--", *command)
+        return subprocess.run(
+            command, cwd=self.directory, capture_output=True, text=True, check=check, timeout=120
+        )
+
+    def create(self) -> None:
+        if self.bin is None:
+            pytest.skip("PostgreSQL's initdb is not installed (Debian package postgresql)")
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        data = self.directory / "data"
+        self._run(
+            str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+            "--locale=C", "--no-sync", "--auth-local=trust", "--auth-host=trust",
+        )  # fmt: skip
+        self.start()
+        self.psql("postgres", "CREATE DATABASE shop")
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory}"
+        options += " -c fsync=off -c full_page_writes=off -c max_connections=50"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.directory / "data"), "-l",
+            str(self.directory / "postgres.log"), "-w", "-t", "60", "-o", options, "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.directory / "data"), "-m", mode, "-w", "stop",
+            check=False,
+        )  # fmt: skip
+
+    def psql(self, database: str, sql: str) -> str:
+        result = self._run(
+            str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+            "-h", str(self.directory), "-p", str(self.port), "-U", "postgres", "-d", database,
+            "-c", sql,
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    def load_schema_of(self, settings_dict: dict) -> None:
+        """Copy the schema of the pytest test database (migrated already) into ``shop``."""
+        env = dict(os.environ, PGPASSWORD=settings_dict["PASSWORD"] or "")
+        host, port = settings_dict["HOST"] or "127.0.0.1", str(settings_dict["PORT"] or 5432)
+        dump_command = [
+            str(self.bin / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
+            "-h", host, "-p", port, "-U", settings_dict["USER"], settings_dict["NAME"],
+        ]  # fmt: skip
+        dump = subprocess.run(
+            dump_command,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            timeout=120,
+        )
+        command = [
+            str(self.bin / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.directory),
+            "-p", str(self.port), "-U", "postgres", "-d", "shop",
+        ]  # fmt: skip
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(
+            command, input=dump.stdout, capture_output=True, text=True, check=True,
+            cwd=self.directory, timeout=120,
+        )  # fmt: skip
+
+    def destroy(self) -> None:
+        if self.bin is not None and (self.directory / "data" / "postmaster.pid").exists():
+            self.stop(mode="immediate")
+
+
+@contextmanager
+def private_postgres() -> Iterator[Postgres]:
+    """A running cluster in a fresh directory under /tmp (as root the postgres user must reach
+    it, which pytest's private tmp_path does not allow), removed afterwards."""
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="chatcommerce-faults-pg-", dir="/tmp"))
+    server = Postgres(directory=directory)
+    try:
+        server.create()
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(directory, ignore_errors=True)
