@@ -38,6 +38,8 @@ def conversations_list(request: HttpRequest) -> HttpResponse:
     waiting = list(conversations_waiting(scope=request.dashboard)[:200])
     for customer in waiting:
         customer.last_text = inbound_summary(customer.last_kind or "", customer.last_payload)
+    if request.GET.get("fragment") == "rows":  # the page's own refresh every few seconds
+        return render(request, "dashboard/_waiting_rows.html", {"waiting": waiting})
     return render(request, "dashboard/conversations.html", {"waiting": waiting})
 
 
@@ -56,9 +58,12 @@ def _window(customer: Customer) -> str:
 @dashboard_view
 def conversation(request: HttpRequest, customer_id: int) -> HttpResponse:
     customer = _customer(request, customer_id)
+    thread = conversation_thread(customer=customer)
+    if request.GET.get("fragment") == "thread":  # the page's own refresh every few seconds
+        return render(request, "dashboard/_thread.html", {"thread": thread})
     context = {
         "customer": customer,
-        "thread": conversation_thread(customer=customer),
+        "thread": thread,
         "window": _window(customer),
         "can_act": can_handle(request.user, customer.merchant_id),
         "form": ReplyForm(),

@@ -242,3 +242,21 @@ def test_take_over_pauses_the_bot(staff_a_client, merchant_a, page_a):
 
     customer.refresh_from_db()
     assert customer.bot_paused_at is not None
+
+
+def test_thread_and_waiting_list_fragments_refresh_with_new_messages(
+    staff_a_client, merchant_a, page_a
+):
+    customer = _customer(merchant_a, page_a, waiting_minutes=5)
+    page = staff_a_client.get(reverse("dashboard:conversation", args=[customer.pk]))
+    assert "?fragment=thread" in page.content.decode()  # the page re-reads its thread
+
+    _inbound(customer, "Still there?", ago=timedelta(seconds=5))
+    thread = staff_a_client.get(
+        reverse("dashboard:conversation", args=[customer.pk]), {"fragment": "thread"}
+    )
+    rows = staff_a_client.get(reverse("dashboard:conversations"), {"fragment": "rows"})
+
+    assert "Still there?" in thread.content.decode()
+    assert "<html" not in thread.content.decode()  # only the fragment
+    assert "Still there?" in rows.content.decode() and "<html" not in rows.content.decode()

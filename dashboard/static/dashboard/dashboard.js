@@ -13,6 +13,34 @@
     });
   });
 
+  // Parts that re-read themselves (a conversation's thread, the waiting list): the server
+  // renders the fragment; it replaces the old one only when it changed.
+  document.querySelectorAll("[data-refresh-url]").forEach(function (element) {
+    var refreshUrl = element.getAttribute("data-refresh-url");
+    var every = parseInt(element.getAttribute("data-refresh-interval") || "5000", 10);
+    var last = element.innerHTML.trim();
+    function refresh() {
+      fetch(refreshUrl, { credentials: "same-origin" }).then(function (response) {
+        if (!response.ok) { throw new Error(String(response.status)); }
+        return response.text();
+      }).then(function (html) {
+        html = html.trim();
+        if (html !== last) {
+          var atBottom = element.scrollTop + element.clientHeight >= element.scrollHeight - 8;
+          element.innerHTML = html;
+          last = html;
+          if (atBottom) { element.scrollTop = element.scrollHeight; }
+        }
+      }).catch(function () {}).finally(function () {
+        window.setTimeout(refresh, every);
+      });
+    }
+    window.setTimeout(refresh, every);
+  });
+  document.querySelectorAll("ol.thread").forEach(function (thread) {
+    thread.scrollTop = thread.scrollHeight;  // the latest message in view
+  });
+
   var table = document.querySelector("table[data-live-url]");
   if (!table) { return; }
   var body = table.querySelector("tbody");
