@@ -260,3 +260,26 @@ def test_thread_and_waiting_list_fragments_refresh_with_new_messages(
     assert "Still there?" in thread.content.decode()
     assert "<html" not in thread.content.decode()  # only the fragment
     assert "Still there?" in rows.content.decode() and "<html" not in rows.content.decode()
+
+
+def test_thread_query_count_does_not_grow_with_the_messages(
+    staff_a_client, merchant_a, page_a, django_assert_max_num_queries
+):
+    customer = _customer(merchant_a, page_a, waiting_minutes=5)
+    url = reverse("dashboard:conversation", args=[customer.pk])
+
+    def talk(n: int) -> None:
+        for i in range(n):
+            _inbound(customer, f"question {i}", ago=timedelta(minutes=n - i))
+            OutboundMessage.objects.create(
+                page=page_a, customer=customer, message={"text": f"answer {i}"}
+            )
+
+    talk(5)
+    with CaptureQueriesContext(connection) as few:
+        staff_a_client.get(url)
+    talk(45)
+
+    with django_assert_max_num_queries(len(few)):
+        html = staff_a_client.get(url).content.decode()
+    assert "question 44" in html and "answer 44" in html
