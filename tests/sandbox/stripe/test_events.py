@@ -373,3 +373,18 @@ def test_a_delivery_whose_task_was_lost_is_queued_again_once(client, monkeypatch
     assert events.deliveries_requeue_overdue() == [lost.pk]
     assert events.deliveries_requeue_overdue() == []  # claimed: not queued twice
     assert queued == [lost.pk]
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_events_with_their_deliveries(client, admin_client):
+    session = session_create(client)
+    session_expire_if_due(session_id=session["id"], force=True)
+    event = Event.objects.get()
+
+    listing = admin_client.get("/admin/sandbox_stripe/event/")
+    detail = admin_client.get(f"/admin/sandbox_stripe/event/{event.pk}/change/")
+
+    assert listing.status_code == detail.status_code == 200
+    assert event.pk in listing.content.decode()
+    assert "checkout.session.expired" in detail.content.decode()
+    assert "pending" in detail.content.decode()
