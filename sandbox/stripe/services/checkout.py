@@ -535,7 +535,7 @@ def session_expire(*, session_id: str, request_id=None, idempotency_key=None) ->
         if status != "open":
             raise invalid(
                 f'Only Checkout Sessions with a status in ["open"] can be expired. This '
-                f'Checkout Session has a status of "{status}".'
+                f"Checkout Session has a status of `{status}`."
             )
         _expire_locked(row, request_id=request_id, idempotency_key=idempotency_key)
         return row.data

@@ -104,7 +104,7 @@ def test_expiring_a_completed_session_is_refused_like_stripe(stand_in, make_orde
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
-    assert 'has a status of "complete"' in error["message"]
+    assert "has a status of `complete`" in error["message"]
 
 
 def test_the_gateway_refunds_part_of_a_payment(stand_in, make_order):

@@ -225,6 +225,6 @@ def test_expiring_a_session_whose_time_ran_out_keeps_its_expiry(client):
     response = client.post(f"{API}/checkout/sessions/{session['id']}/expire", **AUTH)
 
     assert response.status_code == 400
-    assert 'status of "expired"' in response.json()["error"]["message"]
+    assert "status of `expired`" in response.json()["error"]["message"]
     assert StripeObject.objects.get(pk=session["id"]).data["status"] == "expired"
     assert _types() == ["checkout.session.expired"]
