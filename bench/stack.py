@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -366,6 +367,72 @@ def celery_worker(
 def worker_errors(log_text: str) -> list[str]:
     """Lines of a worker log that report a failure (to print after a run)."""
     return [line for line in log_text.splitlines() if " ERROR/" in line or "Traceback" in line]
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting: what the work costs the machine, whatever else runs on it
+# --------------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()  # fields from "state" on
+    except OSError:
+        return None
+
+
+def cpu_snapshot(pids: set[int]) -> dict[int, float]:
+    """CPU seconds used so far by each of these processes and by its finished children (a
+    PostgreSQL backend that exited is counted in the postmaster's)."""
+    snapshot = {}
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields is not None:  # utime, stime, cutime, cstime
+            snapshot[pid] = sum(int(value) for value in fields[11:15]) / _TICK
+    return snapshot
+
+
+def cpu_of(pids: set[int]) -> float:
+    """CPU seconds used so far by these processes (and their finished children)."""
+    return sum(cpu_snapshot(pids).values())
+
+
+def cpu_since(before: dict[int, float], pids: set[int]) -> float:
+    """CPU seconds used since ``before`` by its processes and by ``pids`` (which may include
+    processes started since: they count from zero)."""
+    after = cpu_snapshot(set(before) | pids)
+    return sum(after.values()) - sum(before.values())
+
+
+def service_pids(servers: Servers, *groups: int) -> set[int]:
+    """The processes of these process groups (gunicorn's, the worker's), our PostgreSQL
+    (postmaster and backends) and our Redis."""
+    pids: set[int] = set()
+    postmaster = None
+    if servers.pg_data is not None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((servers.pg_data / "postmaster.pid").read_text().split()[0])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _proc_stat(int(entry))
+        if fields is None:
+            continue
+        parent, group = int(fields[1]), int(fields[2])
+        if group in groups or int(entry) == postmaster or parent == postmaster:
+            pids.add(int(entry))
+    if servers.redis_pid is not None:
+        pids.add(servers.redis_pid)
+    return pids
+
+
+def children_cpu() -> float:
+    """CPU seconds used by this process's finished children (e.g. wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------------------------

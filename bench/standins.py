@@ -182,24 +182,42 @@ def graph_mode(requested: str) -> str:
     return requested
 
 
-SANDBOX_SENDS = """
-from sandbox.meta.models import GraphMessage
-rows = GraphMessage.objects.filter(received_at__gte=SINCE).values_list(
-    "received_at", "recipient_psid", "body"
-)
-result = [(at.timestamp(), psid, body) for at, psid, body in rows]
+SANDBOX_SHOPPERS = """
+from django.utils import timezone
+from sandbox.meta.models import SandboxPage, SandboxShopper
+from sandbox.meta.services.shoppers import shopper_create
+page = SandboxPage.objects.get(page_id=PAGE_ID)
+known = set(SandboxShopper.objects.filter(page=page).values_list("psid", flat=True))
+for psid in PSIDS:
+    if psid not in known:
+        shopper_create(page=page, first_name="Bench", last_name="Shopper", psid=psid)
+# They wrote just now: the 24-hour window is open, as for any shopper the service answers.
+SandboxShopper.objects.filter(page=page, psid__in=PSIDS).update(last_message_at=timezone.now())
+result = len(PSIDS)
 """
 
 
-def sandbox_sends(env: dict[str, str], *, since: float) -> list[Send]:
-    """Send API calls the sandbox recorded since ``since`` (epoch seconds)."""
-    from bench.stack import shell
+def sandbox_prepare(env: dict[str, str], *, page_id: str, psids: list[str]) -> None:
+    """Register the page with ``sandbox.meta`` and make each PSID one of its shoppers (the
+    stand-in refuses sends to people it does not know, as Graph does)."""
+    from bench.stack import manage, shell
 
-    code = (
-        "import datetime\nSINCE = datetime.datetime.fromtimestamp("
-        f"{since!r}, tz=datetime.UTC)\n" + SANDBOX_SENDS
-    )
-    rows = shell(env, code)
+    manage(env, "sandbox_seed", "--page-id", page_id)
+    shell(env, f"PAGE_ID = {page_id!r}\nPSIDS = {psids!r}\n{SANDBOX_SHOPPERS}")
+
+
+def sandbox_sends(env: dict[str, str], *, since: float) -> list[Send]:
+    """Send API calls ``sandbox.meta`` recorded (``GraphMessage``) since ``since`` (epoch
+    seconds), read straight from its table: polling through ``manage.py`` would load the
+    machine being measured."""
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM received_at)::float8, recipient_psid, body"
+            " FROM sandbox_meta_graphmessage WHERE received_at >= to_timestamp(%s)",
+            (since,),
+        ).fetchall()
     return [
         Send(at, psid, body if isinstance(body, dict) else json.loads(body or "{}"))
         for at, psid, body in rows

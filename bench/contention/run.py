@@ -40,7 +40,7 @@ from urllib.parse import urlencode, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import stack
-from bench.standins import graph_mode, recorder, sandbox_sends
+from bench.standins import graph_mode, recorder, sandbox_prepare, sandbox_sends
 
 NAME = "contention"
 PAGE_ID = "104412345678901"
@@ -161,7 +161,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument("--units", type=int, default=10)
-    parser.add_argument("--graph", choices=["auto", "sandbox", "recorder"], default="recorder")
+    parser.add_argument("--graph", choices=["auto", "sandbox", "recorder"], default="auto")
     parser.add_argument("--worker-concurrency", type=int, default=stack.WORKER_CONCURRENCY)
     parser.add_argument("--no-results", action="store_true", help="do not write results.json")
     args, _ = parser.parse_known_args()
@@ -189,12 +189,12 @@ def main() -> int:
         stack.manage(env, "migrate", "--no-input", "-v", "0")
         stack.manage(env, "seed_demo", "--page-id", PAGE_ID, "--products", "24")
         if mode == "sandbox":
-            with contextlib.suppress(Exception):
-                stack.manage(env, "sandbox_seed")
+            sandbox_prepare(env, page_id=PAGE_ID, psids=psids)
+        # Up before the shoppers are seeded: their profiles come from the sandbox's Graph.
+        web_port, _ = context.enter_context(stack.gunicorn(env, port=port))
         seeded = stack.shell(
             env, f"PAGE_ID = {PAGE_ID!r}\nPSIDS = {psids!r}\nUNITS = {args.units}\n{SEED}"
         )
-        web_port, _ = context.enter_context(stack.gunicorn(env, port=port))
         worker_log = Path(context.enter_context(tempfile.TemporaryDirectory())) / "worker.log"
         context.enter_context(
             stack.celery_worker(env, concurrency=args.worker_concurrency, log_path=worker_log)

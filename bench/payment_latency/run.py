@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import stack
-from bench.standins import graph_mode, recorder, sandbox_sends
+from bench.standins import graph_mode, recorder, sandbox_prepare, sandbox_sends
 
 NAME = "payment_latency"
 PAGE_ID = "104412345678901"
@@ -116,7 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=10, help="payment events per second")
     parser.add_argument("--seconds", type=float, default=20, help="how long they are offered")
-    parser.add_argument("--graph", choices=["auto", "sandbox", "recorder"], default="recorder")
+    parser.add_argument("--graph", choices=["auto", "sandbox", "recorder"], default="auto")
     parser.add_argument("--worker-concurrency", type=int, default=stack.WORKER_CONCURRENCY)
     parser.add_argument("--no-results", action="store_true", help="do not write results.json")
     args, _ = parser.parse_known_args()
@@ -145,12 +145,11 @@ def main() -> int:
         stack.manage(env, "migrate", "--no-input", "-v", "0")
         stack.manage(env, "seed_demo", "--page-id", PAGE_ID, "--products", "24")
         if mode == "sandbox":
-            with contextlib.suppress(Exception):
-                stack.manage(env, "sandbox_seed")
+            sandbox_prepare(env, page_id=PAGE_ID, psids=psids)
+        # Up before the shoppers are seeded: their profiles come from the sandbox's Graph.
+        web_port, _ = context.enter_context(stack.gunicorn(env, port=port))
         orders = stack.shell(env, f"PAGE_ID = {PAGE_ID!r}\nPSIDS = {psids!r}\n{SEED}")
         sessions = {psid: standins.stripe_complete(orders[psid][1]) for psid in psids}
-
-        web_port, _ = context.enter_context(stack.gunicorn(env, port=port))
         worker_log = Path(context.enter_context(tempfile.TemporaryDirectory())) / "worker.log"
         context.enter_context(
             stack.celery_worker(env, concurrency=args.worker_concurrency, log_path=worker_log)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import stack
-from bench.standins import graph_mode, recorder, sandbox_sends
+from bench.standins import graph_mode, recorder, sandbox_prepare, sandbox_sends
 
 NAME = "turn_latency"
 PAGE_ID = "104412345678901"  # the demo page (seed_demo, sandbox_seed)
@@ -64,7 +65,9 @@ from django.db.models import Min
 from messenger.models import InboundEvent, OutboundMessage
 events = {
     e["sender_psid"]: e
-    for e in InboundEvent.objects.filter(sender_psid__in=PSIDS).values(
+    for e in InboundEvent.objects.filter(
+        sender_psid__in=PSIDS, dedupe_key__contains=":m_turn_"
+    ).values(
         "sender_psid", "received_at", "processed_at", "status")
 }
 replies = {
@@ -151,17 +154,16 @@ def main() -> int:
         stack.manage(env, "migrate", "--no-input", "-v", "0")
         stack.manage(env, "seed_demo", "--page-id", PAGE_ID, "--products", "24")
         if mode == "sandbox":
-            with contextlib.suppress(Exception):
-                stack.manage(env, "sandbox_seed")
+            sandbox_prepare(env, page_id=PAGE_ID, psids=psids)
+        # Up before the shoppers are seeded: their profiles come from the sandbox's Graph.
+        web_port, web_pid = context.enter_context(stack.gunicorn(env, port=port))
         seeded = stack.shell(env, f"PAGE_ID = {PAGE_ID!r}\nPSIDS = {psids!r}\n{SEED}")
         category_ids = seeded["categories"] or [0]
         requests = [_request(n, psid, category_ids) for n, psid in enumerate(psids)]
-
-        web_port, _ = context.enter_context(stack.gunicorn(env, port=port))
         worker_log = args.worker_log or (
             Path(context.enter_context(tempfile.TemporaryDirectory())) / "worker.log"
         )
-        context.enter_context(
+        worker_pid = context.enter_context(
             stack.celery_worker(env, concurrency=args.worker_concurrency, log_path=worker_log)
         )
         since = time.time()
@@ -187,11 +189,14 @@ def main() -> int:
             f"(graph stand-in: {mode})"
         )
         load_before = stack.machine()["load_average_1m"]
+        cpu_before = stack.cpu_snapshot(stack.service_pids(servers, web_pid, worker_pid))
         result = stack.open_loop(web_port, requests[warm:], rate=args.rate, connections=16)
         measured = psids[warm:]
         stack.wait_until(
-            lambda: len(set(first_sends()) & set(measured)) >= count - result.failed, seconds=60
+            lambda: len(set(first_sends()) & set(measured)) >= count - result.failed,
+            seconds=60 + count / 10,
         )
+        cpu = stack.cpu_since(cpu_before, stack.service_pids(servers, web_pid, worker_pid))
         first = first_sends()
         breakdown = stack.shell(env, f"PSIDS = {measured!r}\n{BREAKDOWN}")
         errors = stack.worker_errors(worker_log.read_text(errors="replace"))
@@ -224,6 +229,7 @@ def main() -> int:
         "max_ms": _ms(max(latencies)) if latencies else None,
         "stages_p50_ms": {k: _ms(stack.percentile(v, 50)) for k, v in stages.items()},
         "stages_p99_ms": {k: _ms(stack.percentile(v, 99)) for k, v in stages.items()},
+        "cpu_ms_per_turn": round(cpu / count * 1000, 1),
         "turns": "1/3 'hi' typed, 1/3 Shop button, 1/3 category quick reply (known shoppers)",
         "graph_stand_in": mode,
         "server": stack.gunicorn_description(),
@@ -240,6 +246,10 @@ def main() -> int:
     print(f"turn latency at {result.offered_rate:.1f} events/s offered ({count} events, {mode})")
     stack.entries_print(entries)
     print(f"  p90 {details['p90_ms']} ms, max {details['max_ms']} ms; {missing} without reply")
+    print(
+        f"  CPU per turn (web, worker, PostgreSQL, Redis): {details['cpu_ms_per_turn']} ms, "
+        f"so {os.cpu_count()} cores serve at most ~{os.cpu_count() / (cpu / count):.0f} turns/s"
+    )
     print(f"  stage p50 (ms): {details['stages_p50_ms']}")
     print(f"  stage p99 (ms): {details['stages_p99_ms']}")
     if result.late:

@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import stack
-from bench.stack import Servers, log
+from bench.stack import log
 
 NAME = "webhook_ingest"
 PAGE_ID = "900000000000001"
@@ -54,62 +53,6 @@ PSID = "2400000000000001"
 WEBHOOK_PATH = "/messenger/webhook/"
 NOOP_PATH = "/bench/noop/"
 GOAL = 0.5
-
-
-# --------------------------------------------------------------------------------------------
-# CPU accounting: what one request costs the machine, whatever else runs on it
-# --------------------------------------------------------------------------------------------
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()  # fields from "state" on
-    except OSError:
-        return None
-
-
-def _cpu_of(pids: set[int]) -> float:
-    """CPU seconds (user + system) used so far by these processes."""
-    total = 0
-    for pid in pids:
-        fields = _proc_stat(pid)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICK
-
-
-def service_pids(servers: Servers, gunicorn_pid: int) -> set[int]:
-    """gunicorn's process group, our PostgreSQL (postmaster and children) and our Redis."""
-    pids: set[int] = set()
-    postmaster = None
-    if servers.pg_data is not None:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            postmaster = int((servers.pg_data / "postmaster.pid").read_text().split()[0])
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _proc_stat(int(entry))
-        if fields is None:
-            continue
-        parent, group = int(fields[1]), int(fields[2])
-        if group == gunicorn_pid or int(entry) == postmaster or parent == postmaster:
-            pids.add(int(entry))
-    if servers.redis_pid is not None:
-        pids.add(servers.redis_pid)
-    return pids
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-# --------------------------------------------------------------------------------------------
-# The service
-# --------------------------------------------------------------------------------------------
 
 
 SEED = f"""
@@ -339,8 +282,8 @@ def main() -> int:
         work = Path(context.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest.")))
 
         def measure(path: str, prefix: str, seconds: float, expected: float) -> Measurement:
-            pids = service_pids(servers, gunicorn_pid)
-            before = _cpu_of(pids) + _children_cpu()
+            pids = stack.service_pids(servers, gunicorn_pid)
+            before = stack.cpu_of(pids) + stack.children_cpu()
             if client == "wrk":
                 result = measure_wrk(
                     port, path, seconds, prefix=prefix, threads=min(2, args.connections),
@@ -351,7 +294,7 @@ def main() -> int:
                     port, path, seconds, prefix=prefix, processes=2,
                     threads=max(1, args.connections // 2),
                 )  # fmt: skip
-            result.cpu_seconds = _cpu_of(pids) + _children_cpu() - before
+            result.cpu_seconds = stack.cpu_of(pids) + stack.children_cpu() - before
             return result
 
         client_description = (
