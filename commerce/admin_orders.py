@@ -135,13 +135,6 @@ class ScopedAdmin(MerchantScopedAdmin):
             field.queryset = field.queryset.filter(pk__in=editable)
         return field
 
-    def get_list_filter(self, request):
-        # RelatedFieldListFilter would list every merchant; offer only those with visible rows.
-        return [
-            ("merchant", admin.RelatedOnlyFieldListFilter) if entry == "merchant" else entry
-            for entry in super().get_list_filter(request)
-        ]
-
 
 class ReadOnlyScopedAdmin(ScopedAdmin):
     """A scoped admin where nobody adds, changes or deletes rows: everything is read-only."""

@@ -9,6 +9,8 @@ taken from the user, never from the form. Operators see everything.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from commerce.models import (
@@ -203,15 +205,24 @@ class MerchantScopedAdmin(_ScopedPermissions, admin.ModelAdmin):
         return display
 
     def get_list_filter(self, request):
+        """Filters on a relation offer only the related rows of visible rows: Django's default
+        ``RelatedFieldListFilter`` lists every row of the related model, so a merchant or a
+        category filter would show every merchant's names to any merchant's staff."""
         filters = list(super().get_list_filter(request))
-        if "merchant" in filters:
-            index = filters.index("merchant")
-            if self._user_chooses_merchant(request):
-                # Django's default filter would list every merchant in the installation.
-                filters[index] = ("merchant", admin.RelatedOnlyFieldListFilter)
-            else:
-                filters.pop(index)
-        return filters
+        if "merchant" in filters and not self._user_chooses_merchant(request):
+            filters.remove("merchant")
+        return [self._scoped_list_filter(entry) for entry in filters]
+
+    def _scoped_list_filter(self, entry):
+        if not isinstance(entry, str):
+            return entry
+        try:
+            field = get_fields_from_path(self.model, entry)[-1]
+        except (FieldDoesNotExist, NotRelationField):
+            return entry
+        if field.is_relation:
+            return (entry, admin.RelatedOnlyFieldListFilter)
+        return entry
 
     def save_model(self, request, obj, form, change):
         if self._owns_merchant_field() and not change and not obj.merchant_id:
