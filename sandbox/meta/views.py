@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -384,7 +384,7 @@ def chat_act(request: HttpRequest, page_id: str, psid: str) -> JsonResponse:
             )
         else:
             raise _BadTap("action must be text, quick_reply, postback, get_started or ice_breaker")
-    except (ValueError, _BadTap) as exc:
+    except ValueError as exc:  # _BadTap included
         return JsonResponse({"ok": False, "error": f"Bad tap: {exc}"}, status=400)
     return JsonResponse(
         {
@@ -410,5 +410,7 @@ def shopper_settings(request: HttpRequest, page_id: str, psid: str) -> HttpRespo
             shopper.last_message_at -= timedelta(hours=25)
             shopper.save(update_fields=["last_message_at"])
     else:
-        raise Http404("unknown setting")
+        return HttpResponseBadRequest(
+            "action must be toggle_available or close_window", content_type="text/plain"
+        )
     return redirect(_chat_url(shopper))

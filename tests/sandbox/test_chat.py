@@ -386,3 +386,19 @@ def test_standby_while_another_app_owns_the_thread(client, service, shopper, gra
     body = json.loads(ShopperEvent.objects.get().body)
     assert "standby" in body["entry"][0] and "messaging" not in body["entry"][0]
     assert InboundEvent.objects.get().is_standby is True
+
+
+@pytest.mark.django_db
+def test_emulator_controls_make_the_shopper_unreachable_and_close_the_window(
+    client, graph, shopper
+):
+    url = f"/sandbox/chat/{PAGE_ID}/{shopper.psid}/settings"
+    assert client.post(url, {"action": "toggle_available"}).status_code == 302
+    assert graph.send(shopper).json()["error"]["code"] == 551
+    client.post(url, {"action": "toggle_available"})
+    assert graph.send(shopper).status_code == 200
+
+    client.post(url, {"action": "close_window"})
+    assert graph.send(shopper).json()["error"]["error_subcode"] == 2018278
+    refused = client.post(url, {"action": "explode"})
+    assert refused.status_code == 400 and b"toggle_available" in refused.content
