@@ -69,7 +69,7 @@ def _elements(rows) -> int:
 def turn_measure(page: MessengerPage, customer: Customer, item: dict) -> dict:
     """Queries and wall time of one turn, repeated; each repetition rolled back."""
     event = event_parse(item, page_id=page.page_id)
-    counts, times, elements = [], [], 0
+    counts, times, elements, slowest = [], [], 0, []
     for repeat in range(REPEATS + 2):  # the first two warm caches (translations, flows)
         with transaction.atomic():
             customer.refresh_from_db()
@@ -84,12 +84,20 @@ def turn_measure(page: MessengerPage, customer: Customer, item: dict) -> dict:
         if repeat >= 2:
             counts.append(len(queries.captured_queries))
             times.append(elapsed)
+            slowest.append(max(queries.captured_queries, key=lambda q: float(q["time"])))
     return {
         "queries": max(counts),
         "queries_min": min(counts),
         "median_ms": round(statistics.median(times) * 1000, 2),
         "p90_ms": round(sorted(times)[int(len(times) * 0.9) - 1] * 1000, 2),
         "carousel_elements": elements,
+        # The query that took longest in the median repetition: where a bigger catalog costs.
+        "slowest_query_ms": round(
+            float(sorted(slowest, key=lambda q: float(q["time"]))[len(slowest) // 2]["time"])
+            * 1000,
+            1,
+        ),
+        "slowest_query": max(slowest, key=lambda q: float(q["time"]))["sql"][:400],
     }
 
 

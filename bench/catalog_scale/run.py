@@ -95,6 +95,10 @@ def main() -> int:
                 details={**details["turns"][name], "ratio_to_small": ratio},
             )
         )  # fmt: skip
+    for name in small["turns"]:
+        b = large["turns"][name]
+        print(f"  slowest query of {name!r} at {large['products']:,}: {b['slowest_query_ms']} ms:")
+        print(f"    {b['slowest_query'][:300]}")
     stack.entries_print(entries)
     if not args.no_results:
         stack.results_merge(NAME, entries)

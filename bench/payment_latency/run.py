@@ -147,11 +147,11 @@ def main() -> int:
         if mode == "sandbox":
             sandbox_prepare(env, page_id=PAGE_ID, psids=psids)
         # Up before the shoppers are seeded: their profiles come from the sandbox's Graph.
-        web_port, _ = context.enter_context(stack.gunicorn(env, port=port))
+        web_port, web_pid = context.enter_context(stack.gunicorn(env, port=port))
         orders = stack.shell(env, f"PAGE_ID = {PAGE_ID!r}\nPSIDS = {psids!r}\n{SEED}")
         sessions = {psid: standins.stripe_complete(orders[psid][1]) for psid in psids}
         worker_log = Path(context.enter_context(tempfile.TemporaryDirectory())) / "worker.log"
-        context.enter_context(
+        worker_pid = context.enter_context(
             stack.celery_worker(env, concurrency=args.worker_concurrency, log_path=worker_log)
         )
         since = time.time()
@@ -184,11 +184,13 @@ def main() -> int:
         measured = psids[warm:]
         stack.log(f"offering {count} payment events at {args.rate:g}/s for {args.seconds:g} s")
         load_before = stack.machine()["load_average_1m"]
+        cpu_before = stack.cpu_snapshot(stack.service_pids(servers, web_pid, worker_pid))
         result = stack.open_loop(web_port, requests_for(measured), rate=args.rate, connections=16)
         stack.wait_until(
             lambda: len(set(receipts()) & set(measured)) >= count - result.failed,
             seconds=60 + count / 10,
         )
+        cpu = stack.cpu_since(cpu_before, stack.service_pids(servers, web_pid, worker_pid))
         first = receipts()
         order_ids = [orders[psid][0] for psid in measured]
         check = stack.shell(env, f"ORDER_IDS = {order_ids!r}\n{CHECK}")
@@ -214,6 +216,7 @@ def main() -> int:
         "orders_paid": check["paid"],
         "payments_succeeded": check["payments_succeeded"],
         "without_receipt": missing,
+        "cpu_ms_per_payment": round(cpu / count * 1000, 1),
         "p90_ms": _ms(stack.percentile(latencies, 90)),
         "max_ms": _ms(max(latencies)) if latencies else None,
         "stages_p50_ms": {k: _ms(stack.percentile(v, 50)) for k, v in stages.items()},
@@ -243,6 +246,7 @@ def main() -> int:
         f"  p90 {details['p90_ms']} ms, max {details['max_ms']} ms; {missing} without receipt; "
         f"{check['paid']} orders paid, {check['payments_succeeded']} payments succeeded"
     )
+    print(f"  CPU per payment (web, worker, PostgreSQL, Redis): {details['cpu_ms_per_payment']} ms")
     print(f"  stage p50 (ms): {details['stages_p50_ms']}")
     print(f"  stage p99 (ms): {details['stages_p99_ms']}")
     for line in errors[:10]:
