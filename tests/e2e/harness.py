@@ -40,10 +40,16 @@ class Journey:
     shots: int = 0
 
     def tap(self, locator, label: str = "") -> None:
-        """Click ``locator`` as the shopper's finger would, and count it."""
+        """Click ``locator`` as the shopper's finger would, and count it.
+
+        The emulator ignores taps while it is still posting the previous one's webhook (its
+        ``body.busy``), as a thumb waits for Messenger; so this waits for that to end.
+        """
+        label = label or locator.inner_text()[:40]
         locator.click()
         self.taps += 1
-        self.tapped.append(label or locator.inner_text(timeout=1000)[:40])
+        self.tapped.append(label)
+        self.page.wait_for_function("() => !document.body.classList.contains('busy')")
 
     def reset_taps(self) -> None:
         self.taps, self.tapped = 0, []

@@ -36,9 +36,27 @@ class Chat:
         self, *, first: str, last: str, locale: str, email: str, phone: str
     ) -> str:
         """Create a shopper on ``/sandbox/`` and open their chat; returns the PSID."""
+        self.page.goto(self.shop.at("/sandbox/"))
+        return self.fill_shopper_form(
+            first=first, last=last, locale=locale, email=email, phone=phone
+        )
+
+    def open_link_as_new_shopper(
+        self, path: str, *, first: str, last: str, locale: str, email: str, phone: str
+    ) -> str:
+        """Open an entry point (m.me link, ad) as a shopper created on its page."""
+        self.page.goto(self.shop.at(path))
+        return self.fill_shopper_form(
+            first=first, last=last, locale=locale, email=email, phone=phone
+        )
+
+    def fill_shopper_form(
+        self, *, first: str, last: str, locale: str, email: str, phone: str
+    ) -> str:
         page = self.page
-        page.goto(self.shop.at("/sandbox/"))
-        page.locator("[data-testid=page-select]").select_option(self.shop.page_id)
+        select = page.locator("[data-testid=page-select]")
+        if select.count():
+            select.select_option(self.shop.page_id)
         page.locator("[data-testid=shopper-first-name]").fill(first)
         page.locator("[data-testid=shopper-last-name]").fill(last)
         page.locator("[data-testid=shopper-locale]").select_option(locale)
