@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the whole service on this machine, with the sandbox standing in for Messenger and
-# Stripe. Starts a local Redis when REDIS_URL is not set, prepares the database, then runs web,
-# worker and beat (Procfile.dev) under honcho. Ctrl-C stops all of them, and that Redis too.
+# Stripe. Starts a local Redis when REDIS_URL is not set, prepares the database (migrations, the
+# demo shop, the emulator's page and shoppers), then runs web, worker and beat (Procfile.dev)
+# under honcho. Once the web process answers, it pushes the Messenger Profile (greeting, Get
+# Started, menu) to the emulator in the background. Ctrl-C stops all of them, and that Redis too.
 #
 # Configuration: environment variables, then .env (never overriding what is already set).
 set -euo pipefail
@@ -11,6 +13,7 @@ REPO_DIR=$PWD
 RUN_DIR=$REPO_DIR/.run
 REDIS_PID=""
 HONCHO_PID=""
+PROFILE_PID=""
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -96,10 +99,13 @@ start_redis() {
     log "local Redis on 127.0.0.1:$port (pid $REDIS_PID, data in .run/redis)"
 }
 
-# Runs on every exit: honcho first (it stops web, worker and beat), then our Redis.
+# Runs on every exit: the profile push, honcho (it stops web, worker and beat), then our Redis.
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    if [[ -n $PROFILE_PID ]] && kill -0 "$PROFILE_PID" 2>/dev/null; then
+        kill "$PROFILE_PID" 2>/dev/null || true
+    fi
     if [[ -n $HONCHO_PID ]] && kill -0 "$HONCHO_PID" 2>/dev/null; then
         kill -TERM "$HONCHO_PID" 2>/dev/null || true
         wait "$HONCHO_PID" 2>/dev/null || true
@@ -115,22 +121,54 @@ cleanup() {
 
 prepare_database() {
     python manage.py migrate --noinput
-    if python manage.py help seed_demo >/dev/null 2>&1; then
-        python manage.py seed_demo
-    else
-        log "note: seed_demo does not exist yet; skipping demo data"
-    fi
+    python manage.py seed_demo
+    # The emulator's side of the demo page (same page id and token as seed_demo's) and its two
+    # demo shoppers, English and Arabic.
+    python manage.py sandbox_seed
     python manage.py collectstatic --noinput -v0
+}
+
+web_answers() {
+    python -c 'import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as response:
+        sys.exit(0 if response.status == 200 else 1)
+except Exception:
+    sys.exit(1)' "$1" 2>/dev/null
+}
+
+# In the background: wait for the web process, then push the Messenger Profile to the emulator
+# (greeting on the welcome screen, Get Started, persistent menu). Not a Procfile entry: honcho
+# stops everything when one of its processes exits. Output in .run/messenger-profile.log.
+push_messenger_profile() {
+    local url=http://127.0.0.1:$PORT/healthz/ logfile=$RUN_DIR/messenger-profile.log
+    (
+        for _ in $(seq 120); do
+            if web_answers "$url"; then
+                if python manage.py messenger_profile sync >"$logfile" 2>&1; then
+                    log "Messenger Profile pushed to the emulator (greeting and Get Started)"
+                else
+                    log "could not push the Messenger Profile, see .run/messenger-profile.log"
+                fi
+                exit 0
+            fi
+            sleep 0.5
+        done
+        log "the web process did not answer $url; Messenger Profile not pushed"
+    ) &
+    PROFILE_PID=$!
 }
 
 print_urls() {
     cat <<EOF
 
-  Shop (Messenger emulator)  $PUBLIC_BASE_URL/sandbox/
-  Merchant admin             $PUBLIC_BASE_URL/admin/
+  Open $PUBLIC_BASE_URL/sandbox/ to shop: the Messenger emulator. Pick a shopper, tap Get
+  Started, buy something, and pay with the test card 4242 4242 4242 4242 (any future date,
+  any CVC); 4000 0000 0000 0002 is declined.
+
+  Merchant admin             $PUBLIC_BASE_URL/admin/      (logins printed by seed_demo above)
   Operators dashboard        $PUBLIC_BASE_URL/dashboard/
   API docs                   $PUBLIC_BASE_URL/api/docs/
-  Demo login                 printed by seed_demo above
 
   Ctrl-C stops web, worker and beat$( [[ -n $REDIS_PID ]] && echo ", and the local Redis").
 
@@ -157,6 +195,7 @@ main() {
 
     prepare_database
     print_urls
+    push_messenger_profile
     # Not exec: this shell stays to stop its Redis once honcho has stopped the others. honcho
     # runs in the background so that a SIGTERM sent to this script alone interrupts `wait` at
     # once (a foreground child would delay the trap) and is forwarded by cleanup().
