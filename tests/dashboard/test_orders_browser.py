@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -56,6 +57,9 @@ def browser_page(live_server, operator, monkeypatch):
             yield page
         finally:
             browser.close()
+            # Code run inside Playwright's context gets its own database connection (Django's
+            # connections are context-local); close it, or dropping the test database fails.
+            connections.close_all()
 
 
 def test_open_orders_list_shows_a_new_order_without_reload(
