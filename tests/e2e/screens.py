@@ -127,8 +127,10 @@ class Chat:
         self.journey.tap(self.quick_reply_of_type(content_type), content_type)
 
     def tap_pay(self) -> None:
+        """The Pay button: our checkout page opens in the webview (tall)."""
         self.journey.tap(self.pay_button, "Pay (chat)")
-        expect(self.webview).to_be_visible()
+        expect(self.webview).to_have_attribute("data-height-ratio", "tall")
+        expect(self.webview_frame.locator("button.pay")).to_be_visible()
 
     def type(self, text: str) -> None:
         """Typing is not a tap: the composer and its Send button."""
@@ -150,7 +152,9 @@ class Chat:
         if close.is_visible():
             close.click()
 
-    def pay_in_webview(self, *, card: str, name: str, expect_error: bool = False) -> None:
+    def pay_in_webview(
+        self, *, card: str, name: str, expect_error: bool = False, shot: str = ""
+    ) -> None:
         """Our checkout page's Pay, then the card on the Stripe stand-in's page and its Pay."""
         frame = self.webview_frame
         if frame.locator("[data-testid=card-number]").count() == 0:
@@ -163,6 +167,8 @@ class Chat:
         frame.locator("[data-testid=card-expiry]").fill("12 / 34")
         frame.locator("[data-testid=card-cvc]").fill("123")
         frame.locator("[data-testid=card-name]").fill(name)
+        if shot:
+            self.journey.shot(shot)
         self.journey.tap(frame.locator("[data-testid=pay]"), "Pay (Stripe)")
         if expect_error:
             expect(frame.locator("[data-testid=card-error]")).to_be_visible()

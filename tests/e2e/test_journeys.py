@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 
 from commerce.models import Address, Customer, Order, Variant
 from commerce.services.orders import order_expire_due
+from core.money import Money
 from messenger.models import MessengerPage
 from tests.e2e.screens import CARD_DECLINED, CARD_OK, Admin, Chat
 from tests.factories import customer_create
@@ -33,7 +34,6 @@ SIZE_M = re.compile(r"^\s*M\b")  # the size's quick reply reads "M · $19.00"
 SIZE_M_AR = re.compile(r"^\s*وسط")
 MUG, MUG_SKU = "Desert Mug", "DEMO-MUG-001-325"
 HOODIE, HOODIE_SKU = "Desert Hoodie", "DEMO-HOOD-001-L"
-ARABIC_DIGITS = re.compile("[\u0660-\u0669]")
 
 
 def _latest_order(psid: str) -> Order:
@@ -84,7 +84,7 @@ def test_english_shopper_buys_a_tshirt_and_the_merchant_sees_it_paid(journey, sh
     journey.shot("order-summary")
     chat.tap_pay()
     journey.shot("checkout-page")
-    chat.pay_in_webview(card=CARD_OK, name="Emma Walker")
+    chat.pay_in_webview(card=CARD_OK, name="Emma Walker", shot="hosted-page")
     chat.close_webview()
     receipt = chat.wait_for_receipt()
     journey.shot("receipt")
@@ -121,11 +121,12 @@ def test_arabic_shopper_buys_right_to_left_with_arabic_prices(journey, shop):
     chat.tap_card_button(TEE_AR, "اشترِ الآن")
     chat.tap_quick_reply(SIZE_M_AR)
     checkout_as_new_shopper(chat, address="ليلى حداد، قطعة ٣ شارع ١٢ منزل ٧، السالمية، الكويت")
-    expect(chat.pay_button).to_contain_text("ادفع")
+    total = Money(2400, "USD").format("ar")  # 19.00 and Standard shipping, the Arabic way
+    expect(chat.pay_button).to_have_text(f"ادفع {total}")
     journey.shot("order-summary")
     chat.tap_pay()
     journey.shot("checkout-page")
-    chat.pay_in_webview(card=CARD_OK, name="Layla Haddad")
+    chat.pay_in_webview(card=CARD_OK, name="Layla Haddad", shot="hosted-page")
     chat.close_webview()
     receipt = chat.wait_for_receipt()
     journey.shot("receipt")
@@ -135,7 +136,13 @@ def test_arabic_shopper_buys_right_to_left_with_arabic_prices(journey, shop):
     assert order.status == Order.Status.PAID
     assert order.shipping_country == "KW"
     expect(receipt).to_contain_text(TEE_AR)
-    assert ARABIC_DIGITS.search(receipt.inner_text()), "prices in Arabic-Indic digits"
+    # Messenger formats a receipt's amounts in the reader's locale: the Arabic way, not "$24.00".
+    arabic_total = chat.page.evaluate(
+        "() => new Intl.NumberFormat('ar', {style: 'currency', currency: 'USD'}).format(24)"
+    )
+    expect(receipt).to_contain_text(arabic_total)
+    assert "$24.00" not in receipt.inner_text()
+    expect(receipt).to_contain_text("تأكيد الطلب")
     expect(chat.conversation).to_have_attribute("dir", "rtl")
 
 
