@@ -29,3 +29,17 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag(takes_context=True)
+def waiting_count(context) -> int:
+    """How many customers of the visible merchants wait for a person (for the nav badge).
+
+    One count over the partial index of paused conversations; 0 outside dashboard views.
+    """
+    scope = getattr(context["request"], "dashboard", None)
+    if scope is None:
+        return 0
+    from commerce.models import Customer
+
+    return scope.filter(Customer.objects.filter(bot_paused_at__isnull=False)).count()

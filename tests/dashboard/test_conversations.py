@@ -283,3 +283,16 @@ def test_thread_query_count_does_not_grow_with_the_messages(
     with django_assert_max_num_queries(len(few)):
         html = staff_a_client.get(url).content.decode()
     assert "question 44" in html and "answer 44" in html
+
+
+def test_every_page_shows_how_many_of_my_customers_wait_for_a_person(
+    staff_a_client, merchant_a, merchant_b, page_a, page_b
+):
+    assert "data-waiting" not in staff_a_client.get(reverse("dashboard:orders")).content.decode()
+    for minutes in (1, 2):
+        _customer(merchant_a, page_a, waiting_minutes=minutes)
+    _customer(merchant_b, page_b, waiting_minutes=3)  # another merchant's: not counted
+
+    html = staff_a_client.get(reverse("dashboard:orders")).content.decode()
+
+    assert "data-waiting>2</span>" in html
