@@ -43,6 +43,17 @@ PROFILE_FIELDS = (
     "whitelisted_domains",
     "account_linking_url",
 )
+MESSAGE_KEYS = ("text", "attachment", "quick_replies", "metadata")
+BODY_KEYS = (
+    "recipient",
+    "messaging_type",
+    "tag",
+    "message",
+    "sender_action",
+    "notification_type",
+    "persona_id",
+    "reply_to",
+)
 RECEIPT_REQUIRED = ("recipient_name", "order_number", "currency", "payment_method", "summary")
 
 _invalid = GraphApiError.invalid
@@ -83,6 +94,12 @@ def _object(value: Any, name: str) -> dict:
     if not isinstance(value, dict):
         raise _invalid(f"param {name} must be an object")
     return value
+
+
+def _known_keys(value: dict, known: tuple[str, ...], name: str) -> None:
+    unknown = sorted(str(key) for key in value if key not in known)
+    if unknown:
+        raise _invalid(f'Invalid keys "{", ".join(unknown)}" were found in param "{name}".')
 
 
 def origin(url: str) -> str:
@@ -223,6 +240,7 @@ def message_check(message: Any, *, whitelisted: Iterable[str] = ()) -> None:
     :raises GraphApiError: code 100 naming the first bad parameter.
     """
     message = _object(message, "message")
+    _known_keys(message, MESSAGE_KEYS, "message")
     has_text, has_attachment = "text" in message, "attachment" in message
     if has_text == has_attachment:
         raise _invalid("Must send either message[text] or message[attachment], not both")
@@ -257,6 +275,7 @@ def send_body_check(body: Any, *, whitelisted: Iterable[str] = ()) -> str:
     """
     if not isinstance(body, dict):
         raise _invalid("The parameter recipient is required")
+    _known_keys(body, BODY_KEYS, "messages")
     recipient = body.get("recipient")
     psid = recipient.get("id") if isinstance(recipient, dict) else None
     if isinstance(psid, int) and not isinstance(psid, bool):

@@ -21,6 +21,18 @@ def proof_for(token: str, secret: str) -> str:
     return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def _graph_connection_closed():
+    """The service's Graph client keeps its connection to ``live_server`` alive; close it after
+    each test so the server's thread stops cleanly."""
+    yield
+    from messenger import client
+
+    session = getattr(client._local, "session", None)
+    if session is not None:
+        session.close()
+
+
 @pytest.fixture
 def sandbox_page(db):
     from sandbox.meta.models import SandboxPage

@@ -157,6 +157,7 @@ def test_valid_messages_are_accepted(graph, shopper, message):
         (_buttons(), "buttons"),
         ({"text": "x", "attachment": IMAGE}, "either"),
         ({"attachment": {"type": "template", "payload": {"template_type": "list"}}}, "template"),
+        ({"text": "x", "quickReplies": []}, 'Invalid keys "quickReplies"'),
         (
             {"attachment": {"type": "template", "payload": {
                 key: value for key, value in RECEIPT["attachment"]["payload"].items()
@@ -168,7 +169,8 @@ def test_valid_messages_are_accepted(graph, shopper, message):
     ids=[
         "text-2001", "14-quick-replies", "quick-reply-title-21", "payload-1001", "11-elements",
         "title-81", "subtitle-81", "4-buttons", "button-title-21", "button-text-641",
-        "no-buttons", "text-and-attachment", "list-template", "receipt-without-order-number",
+        "no-buttons", "text-and-attachment", "list-template", "unknown-key",
+        "receipt-without-order-number",
     ],
 )  # fmt: skip
 def test_messages_breaking_a_platform_limit_get_code_100(graph, shopper, message, words):
