@@ -12,7 +12,7 @@ from django.utils import timezone
 from messenger.models import InboundEvent, MessengerPage
 from sandbox.meta.models import GraphMessage
 from sandbox.meta.services.graph import message_id_new
-from tests.factories import merchant_create
+from tests.factories import merchant_create, product_create, variant_create
 from tests.sandbox.conftest import PAGE_ID, TOKEN
 
 CHROMIUM = "/usr/bin/chromium"
@@ -60,9 +60,12 @@ def test_carousel_quick_replies_and_webview_render_and_taps_reach_the_service(
     sync_api = pytest.importorskip("playwright.sync_api")
     settings.PUBLIC_BASE_URL = live_server.url
     settings.GRAPH_API_BASE = f"{live_server.url}/sandbox/graph"
+    merchant = merchant_create()
     MessengerPage.objects.create(
-        merchant=merchant_create(), page_id=PAGE_ID, name="Souq Demo", access_token=TOKEN
+        merchant=merchant, page_id=PAGE_ID, name="Souq Demo", access_token=TOKEN
     )
+    product = product_create(merchant=merchant, title="Linen shirt")
+    variant_create(product=product, price_minor=2500)
     sandbox_page.messenger_profile = {
         "get_started": {"payload": "GET_STARTED"},
         "persistent_menu": [
@@ -78,7 +81,7 @@ def test_carousel_quick_replies_and_webview_render_and_taps_reach_the_service(
     sandbox_page.save()
     shopper = make_shopper(email="emma@example.com", phone="+14155550123")
     image = f"{live_server.url}/static/payments/placeholder.svg"
-    details = f"{live_server.url}/sandbox/"  # any same-origin page will do for the webview
+    details = f"{live_server.url}/shop/{merchant.slug}/{product.handle}/"  # the product page
     _sent(shopper, {"text": "Hi Emma! Here are our T-shirts:"}, 30)
     _sent(
         shopper,
@@ -136,6 +139,16 @@ def test_carousel_quick_replies_and_webview_render_and_taps_reach_the_service(
             expect(webview).to_be_visible()
             expect(webview).to_have_attribute("data-height-ratio", "tall")
             page.locator("[data-testid=webview-close]").click()
+            expect(webview).to_have_count(0)
+
+            # The product page's own Back to the chat (Messenger's closeWindow address) closes it.
+            cards.nth(0).locator("[data-testid=button]", has_text="Details").click()
+            expect(webview).to_be_visible()
+            frame = page.frame_locator("[data-testid=webview]")
+            expect(frame.locator("body")).to_contain_text("Linen shirt")
+            back = frame.locator("a", has_text="Back to the chat")
+            assert back.get_attribute("href").startswith("https://www.messenger.com/closeWindow/")
+            back.click()
             expect(webview).to_have_count(0)
 
             # The email quick reply sends the shopper's address, as Messenger does.
