@@ -277,6 +277,7 @@ def main() -> int:
         "buy_answered_200": sum(1 for s in burst.sent if s.status == 200),
         "seconds_to_answer_every_buyer": round(sold_out_at - started, 2),
         "seconds_first_buy_to_last_receipt": round(seconds, 2),
+        "seconds_first_pay_to_last_receipt": round(last - sold_out_at, 2),
         "checkout_failures": list(failures.values())[:5],
         "database_after": check,
         "path": "signed BUY postbacks -> summary + Pay button; checkout page GET + POST (CSRF) "
@@ -305,7 +306,8 @@ def main() -> int:
     stack.entries_print(entries)
     print(
         f"  every buyer answered after {details['seconds_to_answer_every_buyer']} s; "
-        f"{completed} checkouts completed {seconds:.1f} s after the first Buy"
+        f"{completed} checkouts completed {seconds:.1f} s after the first Buy "
+        f"({last - sold_out_at:.1f} s after the first Pay)"
     )
     print(f"  database: {json.dumps(check)}")
     for psid, error in list(failures.items())[:5]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Conversation turn latency: signed webhook sent -> Send API call received, p50 and p99.
 
-    .venv/bin/python bench/turn_latency/run.py [--rate 100] [--seconds 30] [--graph auto]
+    .venv/bin/python bench/turn_latency/run.py [--rate 5] [--seconds 30] [--graph auto]
 
 The whole service runs as deployed: gunicorn (2 x 8 gthread), a Celery worker (prefork, 4),
 PostgreSQL and Redis (throwaway, durable). The demo shop is seeded (``seed_demo``) and
@@ -122,7 +122,11 @@ def _ms(seconds: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate", type=float, default=100, help="events per second offered")
+    parser.add_argument(
+        "--rate", type=float, default=5,
+        help="events per second offered (default 5: what 2 cores serve with room to spare; "
+        "the CPU per turn printed says how many they can serve at most)",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=30, help="how long they are offered")
     parser.add_argument("--graph", choices=["auto", "sandbox", "recorder"], default="auto")
     parser.add_argument("--worker-concurrency", type=int, default=stack.WORKER_CONCURRENCY)
