@@ -96,6 +96,12 @@ def _pages(merchant) -> list[tuple[str, str, str]]:
         ("orders list", "sort total low-high", f"{orders}?sort=total_asc"),
         ("orders list", "cancelled by total", f"{orders}?status=cancelled&sort=total_desc"),
     ]  # fmt: skip
+    from dashboard.selectors.orders import live_cursor
+
+    since = live_cursor(timezone.now() - timezone.timedelta(minutes=1))
+    pages.append(
+        ("orders list", "live update poll", f"{reverse('dashboard:orders_live')}?since={since}")
+    )
     for label, order in (
         ("newest order", Order.objects.order_by("-created_at").first()),
         ("refunded order", Order.objects.filter(status="refunded").order_by("-pk").first()),

@@ -40,6 +40,11 @@ def main() -> int:
     parser.add_argument("--merchants", type=int, default=20)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--runs", type=int, default=15, help="timed requests per page")
+    parser.add_argument(
+        "--skip-seed",
+        action="store_true",
+        help="measure the history already in BENCH_DATABASE_URL (seeded by an earlier run)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not write results.json")
     args, _unknown = parser.parse_known_args()
 
@@ -48,16 +53,18 @@ def main() -> int:
         env = stack.service_env(servers, ALLOWED_HOSTS="127.0.0.1,localhost,testserver")
         stack.log("migrating")
         stack.manage(env, "migrate", "--no-input", "-v", "0")
-        stack.log(f"seeding {args.orders:,} orders (manage.py seed_orders)")
-        started = time.monotonic()
-        subprocess.run(
-            [str(stack.VENV_BIN / "python"), "manage.py", "seed_orders",
-             "--orders", str(args.orders), "--merchants", str(args.merchants),
-             "--days", str(args.days), "--replace"],
-            cwd=stack.REPO, env=env, check=True,
-        )  # fmt: skip
-        seed_seconds = time.monotonic() - started
-        stack.log(f"seeded in {seed_seconds:.0f} s; measuring ({args.runs} runs per page)")
+        seed_seconds = None
+        if not args.skip_seed:
+            stack.log(f"seeding {args.orders:,} orders (manage.py seed_orders)")
+            started = time.monotonic()
+            subprocess.run(
+                [str(stack.VENV_BIN / "python"), "manage.py", "seed_orders",
+                 "--orders", str(args.orders), "--merchants", str(args.merchants),
+                 "--days", str(args.days), "--replace"],
+                cwd=stack.REPO, env=env, check=True,
+            )  # fmt: skip
+            seed_seconds = time.monotonic() - started
+        stack.log(f"measuring ({args.runs} runs per page)")
         output = subprocess.run(
             [str(stack.VENV_BIN / "python"), "bench/dashboard/measure.py", "--runs",
              str(args.runs)],
@@ -106,15 +113,16 @@ def main() -> int:
                 details,
             )
         )
-    entries.append(
-        stack.Entry(
-            "dashboard.seed_seconds",
-            f"seed_orders --orders {args.orders:,}",
-            round(seed_seconds, 1),
-            "s",
-            details={"merchants": args.merchants, "days": args.days},
+    if seed_seconds is not None:
+        entries.append(
+            stack.Entry(
+                "dashboard.seed_seconds",
+                f"seed_orders --orders {args.orders:,}",
+                round(seed_seconds, 1),
+                "s",
+                details={"merchants": args.merchants, "days": args.days},
+            )
         )
-    )
     print()
     print(
         f"dashboard at {args.orders:,} orders ({database}; {stack.machine_line(stack.machine())})"

@@ -105,6 +105,9 @@ class Order(TimeStampedModel):
                 fields=["-created_at"], condition=Q(needs_review=True), name="order_review_idx"
             ),
             models.Index(fields=["-total_minor", "-id"], name="order_total_idx"),
+            # The dashboard's live updates: orders changed since a moment, newest change first.
+            models.Index(fields=["-updated_at", "-id"], name="order_updated_idx"),
+            models.Index(fields=["merchant", "-updated_at"], name="order_merchant_updated_idx"),
             models.Index(fields=["contact_email"], name="order_contact_email_idx"),
             models.Index(fields=["contact_phone"], name="order_contact_phone_idx"),
             # PostgreSQL only (migration 0005): a trigram index on number (``*-1042``) and
