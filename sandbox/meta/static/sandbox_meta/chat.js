@@ -27,7 +27,6 @@
   var items = [];           // rendered items in order: {key, at, from, message}
   var cursor = {page_after: 0, shopper_after: 0};
   var menu = {items: [], composer_input_disabled: false};
-  var busy = false;
   var RATIO_HEIGHT = {compact: "50%", tall: "75%", full: "100%"};
   var numberLocale = config.locale === "ar_AR" ? "ar" : config.locale.replace("_", "-");
 
@@ -74,10 +73,20 @@
 
   // ---- talking to the emulator ---------------------------------------------------------------
 
+  // Taps are sent one after another, in order: a quick second tap waits, it is never dropped.
+  var queue = Promise.resolve();
+  var pending = 0;
+
   function act(body) {
-    if (busy) return Promise.resolve();
-    busy = true;
+    pending++;
     document.body.classList.add("busy");
+    queue = queue.then(function () { return send(body); }).finally(function () {
+      if (--pending === 0) document.body.classList.remove("busy");
+    });
+    return queue;
+  }
+
+  function send(body) {
     return fetch(config.actUrl, {
       method: "POST",
       headers: {"Content-Type": "application/json", "X-CSRFToken": config.csrf},
@@ -91,9 +100,6 @@
       });
     }).catch(function () {
       showToast("The emulator did not answer.");
-    }).finally(function () {
-      busy = false;
-      document.body.classList.remove("busy");
     });
   }
 
