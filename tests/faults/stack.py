@@ -427,3 +427,22 @@ def private_postgres() -> Iterator[Postgres]:
     finally:
         server.destroy()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def sessions_ended(timeout: float = 30.0) -> bool:
+    """After the service's processes stopped: wait (quietly, at most ``timeout``) until
+    PostgreSQL has let their sessions on this test's database go, so pytest-django can drop the
+    database afterwards. Returns whether they are gone."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return True
+        time.sleep(0.1)
+    return False

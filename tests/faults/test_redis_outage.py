@@ -24,6 +24,7 @@ from tests.faults.stack import (
     Supervised,
     private_redis,
     service_env,
+    sessions_ended,
     wait_until,
     web_start,
     worker_start,
@@ -122,6 +123,7 @@ def test_webhooks_during_a_redis_outage_are_all_answered_and_processed_once(
         finally:
             web.process.stop()
             worker.stop()
+            sessions_ended()
 
     events = list(InboundEvent.objects.order_by("id"))
     assert {event.status for event in events} == {InboundEvent.Status.PROCESSED}

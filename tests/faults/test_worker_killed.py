@@ -33,7 +33,14 @@ from messenger.models import MessengerPage, OutboundMessage
 from payments.models import Payment, ProviderEvent
 from tests.factories import customer_create, merchant_create, variant_create
 from tests.faults.hold import held_stub_server
-from tests.faults.stack import private_redis, service_env, wait_until, web_start, worker_start
+from tests.faults.stack import (
+    private_redis,
+    service_env,
+    sessions_ended,
+    wait_until,
+    web_start,
+    worker_start,
+)
 from tests.messenger import graph_stub as graph_stub_module
 from tests.payments import stripe_stub as stripe_stub_module
 from tests.payments.webhook_helpers import WEBHOOK_URL, checkout_start
@@ -155,6 +162,7 @@ def test_a_worker_killed_mid_payment_and_mid_receipt_pays_once_and_sends_one_rec
             web.process.stop()
             for worker in workers:
                 worker.stop()
+            sessions_ended()
 
     # Every kill happened with a request in flight.
     assert len(stripe_holds.dropped) == 2
