@@ -402,3 +402,35 @@ def test_emulator_controls_make_the_shopper_unreachable_and_close_the_window(
     assert graph.send(shopper).json()["error"]["error_subcode"] == 2018278
     refused = client.post(url, {"action": "explode"})
     assert refused.status_code == 400 and b"toggle_available" in refused.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ice_breakers_replace_get_started_and_carry_the_referral(client, service, sandbox_page):
+    sandbox_page.messenger_profile = {
+        "get_started": {"payload": "GET_STARTED"},
+        "ice_breakers": [
+            {
+                "locale": "default",
+                "call_to_actions": [{"question": "What's on sale?", "payload": "SHOP"}],
+            }
+        ],
+    }
+    sandbox_page.save()
+    client.post(
+        "/sandbox/shoppers/",
+        {"page_id": PAGE_ID, "first_name": "Sam", "locale": "en_US", "ref": "product-CAP"},
+    )
+    sam = SandboxShopper.objects.get()
+    html = _chat(client, sam).content.decode()
+    assert 'data-testid="ice-breaker" data-payload="SHOP">What&#x27;s on sale?' in html
+    assert re.search(r'id="get-started-bar" hidden', html)
+
+    _act(client, sam, action="ice_breaker", title="What's on sale?", payload="SHOP")
+
+    [row] = _stored("postback")
+    assert row.payload["postback"]["payload"] == "SHOP"
+    assert row.payload["postback"]["referral"] == {
+        "ref": "product-CAP",
+        "source": "SHORTLINK",
+        "type": "OPEN_THREAD",
+    }
