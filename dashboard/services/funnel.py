@@ -3,7 +3,7 @@
 The steps live in three apps: conversations in messenger's inbox, carts in commerce, started
 checkouts in payments. Only the dashboard may read all three, so it keeps the figures: a
 periodic task (``dashboard.tasks.funnel_refresh``, every few minutes) recounts today and
-yesterday, and ``manage.py funnel_rebuild`` recounts any range. A recount replaces whole rows
+yesterday, and ``manage.py figures_rebuild`` recounts any range. A recount replaces whole rows
 (one upsert per merchant and day) from counts taken in one snapshot per source, so two recounts
 running at once write the same numbers and nothing is ever counted twice; the price is that
 today's funnel lags by up to one period. Paid orders are not recounted here: they come from

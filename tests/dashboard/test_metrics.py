@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from commerce.models import Cart, CartLine, DailyFunnel, DailySales, HourlySales, Order
 from commerce.notifications import order_subscribers_clear, order_subscribers_restore
-from commerce.services import sales_figures
 from commerce.services.orders import (
     order_cancel,
     order_create_from_cart,
@@ -44,13 +43,8 @@ TODAY = day_of(NOW)
 
 
 @pytest.fixture(autouse=True)
-def _figures_kept_by_the_services(monkeypatch):
-    """Only commerce's own work: no receipts (messenger's subscribers), and the real figure
-    upkeep even if a shared fixture stubs it out."""
-    import commerce.services.orders as orders_module
-
-    for name in ("sales_record_paid", "sales_record_placed", "sales_record_refund"):
-        monkeypatch.setattr(orders_module, name, getattr(sales_figures, name))
+def _only_commerce():
+    """Only commerce's own work: no receipts (messenger's subscribers) in these tests."""
     saved = order_subscribers_clear()
     yield
     order_subscribers_clear()

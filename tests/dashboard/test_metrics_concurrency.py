@@ -13,7 +13,6 @@ from django.db.models import Sum
 
 from commerce.models import Cart, CartLine, DailySales, HourlySales, Order
 from commerce.notifications import order_subscribers_clear, order_subscribers_restore
-from commerce.services import sales_figures
 from commerce.services.orders import order_create_from_cart, order_mark_paid
 from commerce.services.sales_figures import sales_figures_rebuild
 from tests.factories import customer_create, merchant_create, variant_create
@@ -22,11 +21,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def _only_commerce(monkeypatch):
-    import commerce.services.orders as orders_module
-
-    for name in ("sales_record_paid", "sales_record_placed", "sales_record_refund"):
-        monkeypatch.setattr(orders_module, name, getattr(sales_figures, name))
+def _only_commerce():
     saved = order_subscribers_clear()
     yield
     order_subscribers_clear()

@@ -104,3 +104,24 @@ def test_periodic_task_refreshes_today_and_yesterday(day_of_activity, merchant_a
     today = timezone.localdate(day_of_activity)
     assert _row(merchant_a, today) == (3, 2, 1)
     assert _row(merchant_a, today - timedelta(days=1)) == (1, 1, 1)
+
+
+def test_figures_rebuild_command_recounts_sales_and_funnel(day_of_activity, merchant_a):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from commerce.models import DailySales
+
+    DailySales.objects.all().delete()
+    out = StringIO()
+    call_command("figures_rebuild", "--days", "2", stdout=out)
+    assert "Recounted 2 days" in out.getvalue()
+    today = timezone.localdate(day_of_activity)
+    assert _row(merchant_a, today) == (3, 2, 1)
+    placed = DailySales.objects.filter(merchant=merchant_a, day=today).values_list(
+        "orders_placed", flat=True
+    )
+    assert sum(placed) == 2  # the fixture's two unpaid orders
+    with pytest.raises(CommandError, match="--days must be between 1 and"):
+        call_command("figures_rebuild", "--days", "0")
