@@ -95,4 +95,12 @@ def env_database(name: str = "DATABASE_URL", default: str | object = _MISSING) -
             raise ImproperlyConfigured(f"{name} must name a database, got {value!r}.")
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
+    elif config["ENGINE"].endswith("sqlite3"):
+        # `make run` has web, worker and beat writing to one file: wait for the lock instead of
+        # failing with "database is locked", take it when a transaction starts (no deadlocking
+        # read-to-write upgrades), and let readers go on while one process writes (WAL).
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("timeout", 20)
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     return config

@@ -205,3 +205,25 @@ def test_missing_messenger_secret_is_a_check_error_when_debug_is_off():
     assert result.returncode != 0
     assert "core.E001" in result.stderr
     assert "MESSENGER_APP_SECRET" in result.stderr
+
+
+def test_sqlite_database_waits_for_the_lock_instead_of_failing(monkeypatch, tmp_path):
+    """`make run` writes to one SQLite file from web, worker and beat at once."""
+    from config.env import env_database
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/db.sqlite3")
+    options = env_database("DATABASE_URL", "sqlite:///unused.sqlite3")["OPTIONS"]
+
+    assert options["timeout"] >= 10
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_postgres_database_gets_no_sqlite_options(monkeypatch):
+    from config.env import env_database
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/shop")
+    config = env_database("DATABASE_URL", "sqlite:///unused.sqlite3")
+
+    assert "transaction_mode" not in config.get("OPTIONS", {})
+    assert config["CONN_HEALTH_CHECKS"] is True
