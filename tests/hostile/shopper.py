@@ -16,6 +16,8 @@ from commerce.models import Customer
 from messenger.models import InboundEvent
 from messenger.services.inbox import inbound_events_drain
 from messenger.services.outbox import outbox_deliver_customer
+from messenger.tasks.inbox import inbox_drain
+from messenger.tasks.outbox import outbox_deliver
 from messenger.webhook.signature import signature_header_value
 
 WEBHOOK_URL = "/messenger/webhook/"
@@ -23,9 +25,20 @@ _mids = itertools.count(1)
 
 
 class Shopper:
-    def __init__(self, *, graph_stub, page_id: str, psid: str, client: Client | None = None):
+    def __init__(
+        self,
+        *,
+        graph_stub,
+        page_id: str,
+        psid: str,
+        client: Client | None = None,
+        via_tasks: bool = False,
+    ):
+        """``via_tasks``: run the worker's part through the Celery tasks (``.apply()``, in this
+        process) instead of the services, so Celery's own logging is part of the run."""
         self.stub, self.page_id, self.psid = graph_stub, page_id, psid
         self.client = client or Client()
+        self.via_tasks = via_tasks
         self.seen = 0
 
     def send(self, content: dict[str, Any]) -> list[dict]:
@@ -47,11 +60,17 @@ class Shopper:
             HTTP_X_HUB_SIGNATURE_256=signature,
         )
         assert response.status_code == 200, response.content
-        inbound_events_drain()
+        if self.via_tasks:
+            inbox_drain.apply()
+        else:
+            inbound_events_drain()
         pending = InboundEvent.objects.filter(sender_psid=self.psid, status="pending")
         assert not pending.exists(), list(pending.values_list("kind", "error"))
         customer = Customer.objects.get(psid=self.psid, page_id=self.page_id)
-        outbox_deliver_customer(customer_id=customer.pk)
+        if self.via_tasks:
+            outbox_deliver.apply(args=[customer.pk])
+        else:
+            outbox_deliver_customer(customer_id=customer.pk)
         sent = [body["message"] for body in self.stub.sent_messages(psid=self.psid)]
         new, self.seen = sent[self.seen :], len(sent)
         return new
