@@ -185,10 +185,9 @@ def test_page_tokens_are_nowhere_in_the_database_in_clear(purchase):
         if not columns:
             continue
         quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+        table = connection.ops.quote_name(model._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {quoted} FROM {connection.ops.quote_name(model._meta.db_table)}"
-            )  # noqa: S608
+            cursor.execute(f"SELECT {quoted} FROM {table}")  # noqa: S608
             for row in cursor.fetchall():
                 searched += 1
                 assert PAGE_TOKEN not in repr(row), f"the page token in clear in {model.__name__}"
