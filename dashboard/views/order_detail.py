@@ -104,14 +104,30 @@ def order_fulfil_view(request: HttpRequest, order_id: int) -> HttpResponse:
 @require_POST
 @dashboard_view
 def order_deliver_view(request: HttpRequest, order_id: int) -> HttpResponse:
+    """Every shipment on its way delivered, or only ``shipment`` (one of several parcels)."""
     order = _order(request, order_id)
     require(can_handle(request.user, order.merchant_id))
+    shipment = None
+    if request.POST.get("shipment"):
+        raw = request.POST["shipment"]
+        shipment = order.shipments.filter(pk=int(raw)).first() if raw.isdigit() else None
+        if shipment is None:
+            messages.error(request, _("This order has no such shipment."))
+            return _back(order)
     try:
-        order_mark_delivered(order=order, user=request.user)
+        order_mark_delivered(order=order, user=request.user, shipment=shipment)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, _("Order %(number)s marked delivered.") % {"number": order})
+        order.refresh_from_db(fields=["status"])
+        if order.status == OrderStatus.DELIVERED:
+            messages.success(request, _("Order %(number)s marked delivered.") % {"number": order})
+        else:
+            messages.success(
+                request,
+                _("Parcel %(shipment)s delivered; other parcels of %(number)s are on their way.")
+                % {"shipment": shipment, "number": order},
+            )
     return _back(order)
 
 

@@ -157,7 +157,7 @@ def make_order(db):
             customer = customer_create(
                 merchant=merchant, first_name=first_name, last_name=last_name
             )
-        fields.setdefault("number", f"{merchant.order_number_prefix or 'T'}-{1000 + n}")
+        fields.setdefault("number", f"{merchant.order_number_prefix or 'T'}-{500000 + n}")
         fields.setdefault("currency", merchant.default_currency)
         fields.setdefault("subtotal_minor", total_minor)
         order = Order.objects.create(

@@ -362,3 +362,35 @@ def test_query_count_does_not_grow_with_lines_events_shipments_and_messages(
     grow(45)
     with django_assert_max_num_queries(len(few)):
         assert staff_a_client.get(url).status_code == 200
+
+
+def test_one_of_several_parcels_delivered_then_the_last(staff_a_client, paid_order):
+    first = order_fulfil(order=paid_order, carrier="DHL", tracking_number="D1")
+    second = order_fulfil(order=paid_order, carrier="Aramex", tracking_number="A2")
+    url = reverse("dashboard:order_deliver", args=[paid_order.pk])
+    assert 'class="inline deliver-one"' in _detail(staff_a_client, paid_order)
+
+    one = staff_a_client.post(url, {"shipment": first.pk})
+
+    assert "Parcel DHL D1 delivered" in " ".join(_flash(one))
+    paid_order.refresh_from_db()
+    first.refresh_from_db()
+    assert paid_order.status == Status.FULFILLED and first.delivered_at is not None
+    staff_a_client.post(url, {"shipment": second.pk})
+    paid_order.refresh_from_db()
+    assert paid_order.status == Status.DELIVERED
+
+
+def test_delivering_a_shipment_of_another_order_is_refused(
+    staff_a_client, paid_order, merchant_a, make_order
+):
+    order_fulfil(order=paid_order, carrier="DHL")
+    other = order_fulfil(order=make_order(merchant=merchant_a, status=Status.PAID), carrier="UPS")
+    for bad in (str(other.pk), "999999", "abc"):
+        response = staff_a_client.post(
+            reverse("dashboard:order_deliver", args=[paid_order.pk]), {"shipment": bad}
+        )
+        assert "no such shipment" in " ".join(_flash(response))
+    paid_order.refresh_from_db()
+    other.refresh_from_db()
+    assert paid_order.status == Status.FULFILLED and other.delivered_at is None
