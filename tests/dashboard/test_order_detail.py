@@ -62,6 +62,7 @@ def test_page_shows_lines_totals_customer_address_and_status(staff_a_client, pla
     assert "layla@example.com" in html and "+96550012345" in html
     assert "Block 3, Street 12" in html and "Salmiya" in html
     assert 'data-status="pending_payment"' in html
+    assert f'{reverse("dashboard:orders")}?q=layla%40example.com" class="their-orders"' in html
 
 
 def test_timeline_merges_events_and_messenger_messages_with_their_status(

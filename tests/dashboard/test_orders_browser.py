@@ -78,6 +78,7 @@ def test_open_orders_list_shows_a_new_order_without_reload(
     first = page.locator("table.orders tbody tr").first
     assert first.get_attribute("data-id") == str(new.pk)  # on top, the newest
     assert "is-new" in (first.get_attribute("class") or "")  # highlighted
+    assert "1 new since the page opened" in page.inner_text("[data-live-status]")
     page.screenshot(path=str(ARTIFACTS / "orders-live-new-order.png"))
 
 

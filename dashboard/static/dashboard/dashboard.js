@@ -50,6 +50,7 @@
   var insertNew = table.getAttribute("data-live-insert") === "true";
   var interval = parseInt(table.getAttribute("data-live-interval") || "3000", 10);
   var pending = 0;
+  var added = 0;
 
   function versionOf(row) { return row.getAttribute("data-version"); }
 
@@ -76,12 +77,15 @@
         var empty = body.querySelector("tr.empty-row");
         if (empty) { empty.remove(); }
         body.insertBefore(fresh, body.firstElementChild);
+        added += 1;
       } else {
         pending += 1;
       }
     });
     if (status && pending) {
       status.textContent = status.getAttribute("data-pending-text").replace("%s", pending);
+    } else if (status && added) {
+      status.textContent = status.getAttribute("data-new-text").replace("%s", added);
     }
   }
 
