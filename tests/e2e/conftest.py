@@ -173,8 +173,34 @@ def e2e_server(django_db_setup, live_server):
 
 
 @pytest.fixture
+def short_db_connections(transactional_db) -> Iterator[None]:
+    """Requests served during the test close their database connection when they end.
+
+    The project keeps connections for 60 s (``CONN_MAX_AGE``), and the clients of the live
+    server (the service's Graph and Stripe clients, the emulator's webhook posts) keep their
+    HTTP connections alive, so a server thread would otherwise hold a database session after
+    the test, and the test database could not be dropped at the end of the run.
+    """
+    from django.db import connections
+
+    settings_dict = connections["default"].settings_dict
+    saved = settings_dict.get("CONN_MAX_AGE", 0)
+    settings_dict["CONN_MAX_AGE"] = 0
+    try:
+        yield
+    finally:
+        settings_dict["CONN_MAX_AGE"] = saved
+
+
+@pytest.fixture
 def shop(
-    transactional_db, e2e_server, settings, celery_queue, e2e_redis_url, tmp_path_factory
+    transactional_db,
+    short_db_connections,
+    e2e_server,
+    settings,
+    celery_queue,
+    e2e_redis_url,
+    tmp_path_factory,
 ) -> Shop:
     """The service at ``live_server`` with the sandbox standing in for Meta and Stripe, a seeded
     demo shop, the emulator's page, and the Messenger Profile pushed to it."""
@@ -241,9 +267,12 @@ def journey(browser, shop, request) -> Iterator[Journey]:
     )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    journey = Journey(page=page, name=name, folder=folder)
     try:
-        yield Journey(page=page, name=name, folder=folder)
+        yield journey
     finally:
+        taps = "\n".join(f"{n:2d}. {label}" for n, label in enumerate(journey.tapped, 1))
+        (folder / "taps.txt").write_text(f"{journey.taps} taps\n{taps}\n", encoding="utf-8")
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             with contextlib.suppress(Exception):
