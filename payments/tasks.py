@@ -42,11 +42,24 @@ def process_provider_event(self, event_id: int) -> str:
         raise self.retry(countdown=retry.countdown, exc=retry) from retry
 
 
+#: A publish gives up after two quick retries. Not ``retry=False``: that path lets kombu retry
+#: the connection with its own defaults, several seconds per call with Redis down, and the
+#: webhook calls this before answering Stripe (found by tests/faults/test_redis_outage_stripe).
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+
 def enqueue_provider_event(event_id: int) -> None:
     """Queue the processing of ``event_id`` now; a broker failure is logged, not raised: the
     event is stored, and ``sweep_provider_events`` queues it within a minute or two."""
     try:
-        process_provider_event.apply_async(args=[event_id], retry=False)
+        process_provider_event.apply_async(
+            args=[event_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY
+        )
     except Exception:
         logger.exception("Could not queue provider event %s; the sweep will.", event_id)
 
