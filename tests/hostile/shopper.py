@@ -41,6 +41,19 @@ class Shopper:
         self.via_tasks = via_tasks
         self.seen = 0
 
+    def post_item(self, item: dict[str, Any]):
+        """POST one messaging item, signed, as Meta would; the webhook's response."""
+        body = json.dumps(
+            {"object": "page", "entry": [{"id": self.page_id, "time": 0, "messaging": [item]}]}
+        ).encode()
+        signature = signature_header_value(body, secret=settings.MESSENGER_APP_SECRET)
+        return self.client.post(
+            WEBHOOK_URL,
+            data=body,
+            content_type="application/json",
+            HTTP_X_HUB_SIGNATURE_256=signature,
+        )
+
     def send(self, content: dict[str, Any]) -> list[dict]:
         """Post one messaging item carrying ``content``; return the messages sent back."""
         item = {
@@ -49,16 +62,7 @@ class Shopper:
             "timestamp": int(time.time() * 1000),
             **content,
         }
-        body = json.dumps(
-            {"object": "page", "entry": [{"id": self.page_id, "time": 0, "messaging": [item]}]}
-        ).encode()
-        signature = signature_header_value(body, secret=settings.MESSENGER_APP_SECRET)
-        response = self.client.post(
-            WEBHOOK_URL,
-            data=body,
-            content_type="application/json",
-            HTTP_X_HUB_SIGNATURE_256=signature,
-        )
+        response = self.post_item(item)
         assert response.status_code == 200, response.content
         if self.via_tasks:
             inbox_drain.apply()

@@ -12,11 +12,14 @@ either shop may change.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
 
 from commerce.models import Address, Cart, CartLine, Category, Order, StockReservation, Variant
+from messenger.models import MessengerPage
+from payments.services.buy_button import buy_button_payload_build
 from tests.factories import category_create, customer_create, shipping_method_create
 from tests.hostile.conftest import Shop, order_place
 from tests.hostile.shopper import Shopper, texts
@@ -207,3 +210,50 @@ def test_summary_buttons_forged_with_other_shops_ids_are_refused(scene):
         assert any(refusal in answer for refusal in REFUSALS), (payload, answer)
         assert "shop b" not in answer
         assert _world() == before, payload
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda s: buy_button_payload_build(variant_id=s.b.variant.pk), id="b-variant"),
+        pytest.param(
+            lambda s: buy_button_payload_build(
+                variant_id=s.a.variant.pk, customer_id=s.b_order.customer_id
+            ),
+            id="sent-to-another-shopper",
+        ),
+        pytest.param(
+            lambda s: buy_button_payload_build(variant_id=s.a.variant.pk)[:-3] + "xyz",
+            id="bad-signature",
+        ),
+        pytest.param(lambda s: f"ADD:variant={s.a.variant.pk}", id="not-a-button-payload"),
+    ],
+)
+def test_forged_legacy_buy_button_payloads_are_refused_in_the_webhook_answer(scene, forge):
+    """A page in legacy buy-button mode answers ``pre_checkout`` in the webhook response: a
+    genuine payload of shop B's button (our own signature, so a shopper could copy it from B's
+    page), one sent to another shopper, a damaged one: ``success: false`` with a message, and
+    nothing reserved."""
+    page = scene.a.page
+    page.mode = MessengerPage.Mode.BUY_BUTTON
+    page.save(update_fields=["mode"])
+    before = _world()
+    item = {
+        "sender": {"id": PSID},
+        "recipient": {"id": page.page_id},
+        "timestamp": int(time.time() * 1000),
+        "pre_checkout": {
+            "payload": forge(scene),
+            "requested_user_info": {"contact_name": "Mona"},
+            "amount": {"currency": "USD", "amount": "25.00"},
+        },
+    }
+
+    response = scene.shopper.post_item(item)
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["success"] is False, answer
+    assert answer["error"]["code"] in ("payload_invalid", "variant_unavailable"), answer
+    assert answer["error"]["message"]
+    assert _world() == before
