@@ -161,3 +161,19 @@ def test_unknown_usernames_are_throttled_too(db):
     assert (
         "Too many failed attempts" in _try(client, "dashboard", "nobody-here", "x").content.decode()
     )
+
+
+def test_admin_login_still_signs_staff_in_and_refuses_non_staff(owner, db):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("shopper", password=PASSWORD, is_staff=False)
+    staff_client, shopper_client = Client(), Client()
+
+    signed = _try(staff_client, "admin", "amira", PASSWORD)
+    refused = _try(shopper_client, "admin", "shopper", PASSWORD)
+
+    assert signed.status_code == 302 and _signed_in(staff_client)
+    assert refused.status_code == 200 and not _signed_in(shopper_client)
+    assert "Please enter the correct username and password for a staff account" in (
+        refused.content.decode()
+    )
