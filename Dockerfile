@@ -25,6 +25,7 @@ COPY core ./core
 COPY commerce ./commerce
 COPY messenger ./messenger
 COPY payments ./payments
+COPY dashboard ./dashboard
 COPY sandbox ./sandbox
 RUN pip install .
 
