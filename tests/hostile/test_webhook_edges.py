@@ -14,8 +14,9 @@ import time
 import pytest
 from django.conf import settings
 
-from commerce.models import Order
+from commerce.models import CartLine, Order
 from messenger.models import InboundEvent
+from messenger.services.inbox import inbound_events_drain
 from messenger.webhook.signature import signature_header_value
 from payments.models import ProviderEvent
 from payments.services.events import provider_event_process
@@ -132,3 +133,31 @@ def test_a_replayed_stripe_event_id_with_another_body_changes_nothing(client, sh
     provider_event_process(event_id=stored.pk)
     order.refresh_from_db()
     assert order.status != Order.Status.PAID
+
+
+def test_a_replayed_mid_with_another_body_is_not_stored_or_answered_again(client, shop, graph_stub):
+    """Meta redelivers with the same ``mid``; a replay whose body was changed (a tool, a proxy,
+    or anyone holding the app secret) must not act a second time under that id."""
+    graph_stub.set_profile("2408000000000001", locale="en_US")
+    item = {
+        "sender": {"id": "2408000000000001"},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": int(time.time() * 1000),
+        "message": {"mid": "m_replayed", "text": "menu"},
+    }
+    first = {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [item]}]}
+    assert _messenger_post(client, json.dumps(first).encode()).status_code == 200
+    inbound_events_drain()
+    item["message"] = {
+        "mid": "m_replayed",
+        "text": "add",
+        "quick_reply": {"payload": f"ADD:variant={shop.variant.pk},qty=3"},
+    }
+
+    response = _messenger_post(client, json.dumps(first).encode())
+    inbound_events_drain()
+
+    assert response.status_code == 200
+    [row] = InboundEvent.objects.filter(sender_psid="2408000000000001")
+    assert row.payload["message"]["text"] == "menu"
+    assert not CartLine.objects.exists()
