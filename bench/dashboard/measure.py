@@ -2,8 +2,9 @@
 
 Run by ``bench/dashboard/run.py`` with the service's environment against the seeded database;
 prints one JSON object on its last line. Each page is requested through Django's test client
-(the whole middleware stack, sessions, templates and every query, but no socket), a few times to
-warm up, then ``--runs`` times; the time is ``perf_counter`` around ``client.get``.
+(the whole middleware stack, sessions, templates and every query, but no socket): once to count
+its queries, ``--warmup`` rounds over all pages, then ``--runs`` timed rounds over all pages; the
+time is ``perf_counter`` around ``client.get``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def _users():
 
 
 def _pages(merchant) -> list[tuple[str, str, str]]:
-    """(page, variant, url) for the operator; staff pages are added by the caller."""
+    """(page, variant, url): every list filter, search and sort, order pages, metrics and
+    needs attention. URLs with ``merchant=`` pick one merchant in the switcher (remembered in
+    the session: the caller gives them a client of their own)."""
     from django.urls import reverse
     from django.utils import timezone
 
@@ -66,7 +69,7 @@ def _pages(merchant) -> list[tuple[str, str, str]]:
     customer = Customer.objects.filter(merchant=merchant).order_by("pk").first()
     number_prefix, _dash, sequence = sample.number.partition("-")
     pages = [
-        ("orders list", "no filter, all merchants", orders),
+        ("orders list", "no filter", orders),
         ("orders list", "one merchant", f"{orders}?merchant={merchant.slug}"),
     ]
     for status in ("pending_payment", "paid", "delivered", "cancelled", "payment_failed",
@@ -112,39 +115,63 @@ def _pages(merchant) -> list[tuple[str, str, str]]:
                 ("order detail", label, reverse("dashboard:order_detail", args=[order.pk]))
             )
     pages += [
-        ("metrics", "all merchants", reverse("dashboard:metrics")),
+        ("metrics", "no filter", reverse("dashboard:metrics")),
         ("metrics", "one merchant", f"{reverse('dashboard:metrics')}?merchant={merchant.slug}"),
-        ("attention", "all merchants", reverse("dashboard:attention")),
+        ("attention", "no filter", reverse("dashboard:attention")),
         ("attention", "one merchant", f"{reverse('dashboard:attention')}?merchant={merchant.slug}"),
     ]
     return pages
 
 
-def _time(client, url: str, *, runs: int, warmup: int) -> dict:
+def _first(client, url: str) -> tuple[int, int]:
+    """(status, queries) of one untimed request."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
-    status = response.status_code
-    count = len(queries.captured_queries)
-    for _ in range(warmup):
-        client.get(url)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-        status = status if status != 200 else response.status_code
-    times.sort()
+    return response.status_code, len(queries.captured_queries)
+
+
+def _timed(client, url: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    response = client.get(url)
+    return response.status_code, (time.perf_counter() - started) * 1000
+
+
+def _summary(times: list[float]) -> dict:
+    times = sorted(times)
     p95 = times[max(0, -(-95 * len(times) // 100) - 1)]
     return {
-        "status": status,
-        "queries": count,
         "median_ms": round(statistics.median(times), 1),
         "p95_ms": round(p95, 1),
         "max_ms": round(times[-1], 1),
     }
+
+
+def measure(targets: list[tuple], *, runs: int, warmup: int) -> list[dict]:
+    """Rounds over every page (not all runs of one page in a row), so that a burst of other
+    work on a shared machine spreads over every page instead of sinking one."""
+    found = []
+    for page, variant, client, url in targets:
+        status, queries = _first(client, url)
+        found.append({"page": page, "variant": variant, "url": url, "status": status,
+                      "queries": queries, "times": []})  # fmt: skip
+    for _ in range(warmup):
+        for (_page, _variant, client, url), _row in zip(targets, found, strict=True):
+            client.get(url)
+    for _ in range(runs):
+        for (_page, _variant, client, url), row in zip(targets, found, strict=True):
+            status, elapsed = _timed(client, url)
+            row["times"].append(elapsed)
+            if status != 200:
+                row["status"] = status
+    for row in found:
+        row.update(_summary(row.pop("times")))
+        print(f"  {row['page']:<13} {row['variant']:<48} {row['median_ms']:7.1f} ms median "
+              f"{row['p95_ms']:7.1f} p95  {row['queries']:3d} queries (HTTP {row['status']})",
+              flush=True)  # fmt: skip
+    return found
 
 
 def main() -> None:
@@ -156,27 +183,22 @@ def main() -> None:
     from django.test import Client
 
     operator, staff, merchant = _users()
-    results = []
     as_operator = Client()
     as_operator.force_login(operator)
-    for page, variant, url in _pages(merchant):
-        measured = _time(as_operator, url, runs=args.runs, warmup=args.warmup)
-        results.append({"page": page, "variant": f"operator, {variant}", "url": url, **measured})
-        print(f"  {page:<13} {variant:<40} {measured['median_ms']:7.1f} ms median "
-              f"{measured['p95_ms']:7.1f} p95  {measured['queries']:3d} queries "
-              f"(HTTP {measured['status']})", flush=True)  # fmt: skip
     as_staff = Client()
     as_staff.force_login(staff)
-    from django.urls import reverse
 
-    for page, name in (("orders list", "orders"), ("metrics", "metrics"),
-                       ("attention", "attention")):  # fmt: skip
-        url = reverse(f"dashboard:{name}")
-        measured = _time(as_staff, url, runs=args.runs, warmup=args.warmup)
-        results.append({"page": page, "variant": "merchant staff", "url": url, **measured})
-        print(f"  {page:<13} {'merchant staff':<40} {measured['median_ms']:7.1f} ms median "
-              f"{measured['p95_ms']:7.1f} p95  {measured['queries']:3d} queries "
-              f"(HTTP {measured['status']})", flush=True)  # fmt: skip
+    as_operator_picking = Client()  # the switcher's pick lives in the session
+    as_operator_picking.force_login(operator)
+    targets = []
+    for page, variant, url in _pages(merchant):
+        if "merchant=" in url:
+            targets.append((page, f"operator, {variant}", as_operator_picking, url))
+            continue
+        targets.append((page, f"operator (all merchants), {variant}", as_operator, url))
+        if page in ("orders list", "metrics", "attention"):
+            targets.append((page, f"staff of the biggest shop, {variant}", as_staff, url))
+    results = measure(targets, runs=args.runs, warmup=args.warmup)
     print("@@RESULT@@" + json.dumps(results))
 
 

@@ -105,6 +105,9 @@ class Order(TimeStampedModel):
                 fields=["-created_at"], condition=Q(needs_review=True), name="order_review_idx"
             ),
             models.Index(fields=["-total_minor", "-id"], name="order_total_idx"),
+            models.Index(
+                fields=["merchant", "-total_minor", "-id"], name="order_merchant_total_idx"
+            ),
             # The dashboard's live updates: orders changed since a moment, newest change first.
             models.Index(fields=["-updated_at", "-id"], name="order_updated_idx"),
             models.Index(fields=["merchant", "-updated_at"], name="order_merchant_updated_idx"),
