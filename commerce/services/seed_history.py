@@ -211,6 +211,9 @@ def _secondary_indexes_dropped(model_list: Iterable[type[models.Model]]) -> Iter
         definitions = cursor.fetchall()
         for name, _definition in definitions:
             cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+        # Orders are copied before their customers: foreign keys are checked at the end (an
+        # earlier seed in the same transaction may have made them immediate).
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     yield
     with connection.cursor() as cursor:
         # The deferred foreign-key checks of the copied rows run now (they would at commit):
