@@ -25,6 +25,9 @@ STRIPE_SECRET_KEY = STRIPE_SECRET_KEY or "sk_test_123"  # noqa: F405
 STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET or "whsec_test_secret"  # noqa: F405
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or "test-field-encryption-key"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
+# Live-server threads and in-thread workers end without closing a kept connection, which then
+# stops the test database from being dropped at the end of the run: close after each request.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Serve static files through the finders: the suite never runs collectstatic.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True

@@ -88,12 +88,16 @@ def e2e_redis_url() -> str:
 # -- the Celery worker -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def celery_worker(e2e_queue: str) -> Iterator[object]:
     """A worker thread of the project's Celery app consuming only this xdist worker's queue.
 
-    Database connections the worker thread opens are closed after each task and when it starts
-    and stops, so that the test database can be flushed and dropped without waiting for it.
+    One per test, started after the test database is set up and stopped before it is flushed:
+    a worker kept across tests ran the previous journey's late tasks (delivery receipts, Stripe
+    retries) while the flush truncated the tables, and PostgreSQL saw a deadlock. What such
+    tasks left in the queue is purged before the next worker starts. Database connections the
+    worker thread opens are closed after each task and when it starts and stops, so that the
+    test database can be flushed and dropped without waiting for it.
     """
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
@@ -107,6 +111,8 @@ def celery_worker(e2e_queue: str) -> Iterator[object]:
     def after(**_kwargs) -> None:
         connections.close_all()
 
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(e2e_queue)
     closing = (task_postrun, worker_ready, worker_shutdown)
     app.conf.worker_hijack_root_logger = False  # pytest keeps its log capture
     task_prerun.connect(before, weak=False)
