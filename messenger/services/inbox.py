@@ -56,7 +56,7 @@ Status = InboundEvent.Status
 
 # Ingest -------------------------------------------------------------------------------------
 NUDGE_KEY = "inbox:nudge"
-NUDGE_INTERVAL_MS = 200
+NUDGE_INTERVAL_MS = 100
 # After a Redis error, web processes stop trying for this long (a dead Redis must not cost every
 # request a connection attempt); the sweep recovers whatever was stored meanwhile.
 _REDIS_BACKOFF_SECONDS = 1.0
@@ -459,15 +459,24 @@ _redis_lock = threading.Lock()
 _redis_scripts: dict[str, Any] = {}
 _nudge_state = {"covered_until": 0.0, "redis_down_until": 0.0}
 
-# Set the key if absent (-1: the caller publishes the drain); otherwise answer how many ms it
-# still lives (a drain is due after that). A key left without expiry gets one, and the caller
-# publishes.
+# One interval of the nudge key: the first commit in it finds no key, sets it to "lead" and
+# publishes a drain at once (action 0); the next one turns it into "trail" and publishes a drain
+# for when the key expires (action 1), which sees every row committed while the key lived; the
+# rest find "trail" and publish nothing (action 2). Answers {action, ms the key still lives}.
 _NUDGE_SCRIPT = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -1 end
+local state = redis.call('GET', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) return -1 end
-return ttl
+if (not state) or ttl < 0 then
+  redis.call('SET', KEYS[1], 'lead', 'PX', ARGV[1])
+  return {0, tonumber(ARGV[1])}
+end
+if state == 'lead' then
+  redis.call('SET', KEYS[1], 'trail', 'KEEPTTL')
+  return {1, ttl}
+end
+return {2, ttl}
 """
+_NUDGE_NOW, _NUDGE_TRAILING, _NUDGE_COVERED = 0, 1, 2
 
 
 def _nudge_script() -> Any:
@@ -483,29 +492,33 @@ def _nudge_script() -> Any:
 
 
 def inbox_nudge() -> bool:
-    """Make sure a drain runs within ``NUDGE_INTERVAL_MS``; publish one only if none is due.
+    """Make sure a drain runs soon after this commit; publish one only if none is due.
 
     Called after the commit of stored rows. Returns whether this call published. Never raises:
     a broker or Redis failure is logged and left to ``inbox_sweep``.
 
-    Whoever sets ``inbox:nudge`` (for one interval) publishes a drain with a countdown of that
-    interval, so the drain runs after the key expires and sees every row committed while the
-    key lived. Every process remembers until when the key it saw lives (measured from before
-    its call, so never too late) and skips Redis entirely until then: under load a web process
-    talks to Redis about once per interval, not once per request.
+    A quiet inbox gets its drain at once (a shopper's tap is answered without waiting); in a
+    burst, at most two drains are published per ``NUDGE_INTERVAL_MS`` across all processes: the
+    one at once, and one when the interval ends that sees every row committed during it (see
+    ``_NUDGE_SCRIPT``). Once a trailing drain is due, every process remembers until when (from
+    before its call, so never too late) and skips Redis entirely until then: under load a web
+    process talks to Redis about twice per interval, not once per request.
     """
     now = time.monotonic()
     if now < _nudge_state["covered_until"] or now < _nudge_state["redis_down_until"]:
         return False
     try:
-        remaining_ms = _nudge_script()(keys=[NUDGE_KEY], args=[NUDGE_INTERVAL_MS])
-        if remaining_ms >= 0:
+        action, remaining_ms = _nudge_script()(keys=[NUDGE_KEY], args=[NUDGE_INTERVAL_MS])
+        if action == _NUDGE_COVERED:
             _nudge_state["covered_until"] = now + remaining_ms / 1000
             return False
-        _nudge_state["covered_until"] = now + NUDGE_INTERVAL_MS / 1000
         from messenger.tasks.inbox import inbox_drain  # the task module imports this one
 
-        inbox_drain.apply_async(countdown=NUDGE_INTERVAL_MS / 1000, retry=False)
+        if action == _NUDGE_NOW:
+            inbox_drain.apply_async(retry=False)
+        else:
+            _nudge_state["covered_until"] = now + remaining_ms / 1000
+            inbox_drain.apply_async(countdown=remaining_ms / 1000, retry=False)
     except Exception:  # Redis or the broker is down: the rows are stored, the sweep finds them
         _nudge_state["redis_down_until"] = now + _REDIS_BACKOFF_SECONDS
         logger.warning("inbox: could not nudge the worker; the sweep will pick the rows up")

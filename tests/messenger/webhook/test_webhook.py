@@ -357,7 +357,19 @@ def test_redis_down_during_post_still_answers_200_and_keeps_the_row(
     assert published == []  # nothing published; the sweep will find the row
 
 
-def test_many_posts_publish_one_drain_per_interval(
+def test_a_quiet_inbox_gets_its_drain_at_once(
+    page, post, settings, published, redis_server, django_capture_on_commit_callbacks
+):
+    settings.REDIS_URL = redis_server.url
+    body = body_of(message_item(mid="m_nudge_quiet"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(body, **signed_headers(body)).status_code == 200
+
+    assert len(published) == 1
+    assert "countdown" not in published[0]  # the shopper's tap is not kept waiting
+
+
+def test_a_burst_publishes_one_drain_at_once_and_one_when_the_interval_ends(
     page, post, settings, published, redis_server, django_capture_on_commit_callbacks
 ):
     settings.REDIS_URL = redis_server.url
@@ -367,35 +379,41 @@ def test_many_posts_publish_one_drain_per_interval(
             assert post(body, **signed_headers(body)).status_code == 200
 
     assert InboundEvent.objects.count() == 5
-    assert len(published) == 1
-    assert published[0]["countdown"] == inbox.NUDGE_INTERVAL_MS / 1000
+    assert len(published) == 2
+    assert "countdown" not in published[0]
+    # The trailing drain runs when the interval ends, after every row committed during it.
+    assert 0 < published[1]["countdown"] <= inbox.NUDGE_INTERVAL_MS / 1000
 
 
-def test_a_second_process_sees_the_key_and_does_not_publish(
+def test_other_processes_see_the_key_and_publish_only_the_trailing_drain(
     page, settings, published, redis_server, monkeypatch
 ):
     settings.REDIS_URL = redis_server.url
-    assert inbox.inbox_nudge() is True
-    # Another web process: no local memory of the nudge, but the key is in Redis.
+    assert inbox.inbox_nudge() is True  # at once
+    # Other web processes: no local memory of the nudge, but the key is in Redis.
+    monkeypatch.setattr(inbox, "_nudge_state", {"covered_until": 0.0, "redis_down_until": 0.0})
+    assert inbox.inbox_nudge() is True  # the trailing drain
     state = {"covered_until": 0.0, "redis_down_until": 0.0}
     monkeypatch.setattr(inbox, "_nudge_state", state)
     before = time.monotonic()
     assert inbox.inbox_nudge() is False
     after = time.monotonic()
-    assert len(published) == 1
+    assert len(published) == 2
     # It now knows until when the key lives, and leaves Redis alone until then.
     assert before < state["covered_until"] <= after + inbox.NUDGE_INTERVAL_MS / 1000
 
 
-def test_after_the_interval_the_next_commit_publishes_again(
+def test_after_the_interval_the_next_commit_publishes_at_once_again(
     page, settings, published, redis_server
 ):
     settings.REDIS_URL = redis_server.url
     assert inbox.inbox_nudge() is True
+    assert inbox.inbox_nudge() is True
     assert inbox.inbox_nudge() is False
     time.sleep(inbox.NUDGE_INTERVAL_MS / 1000 + 0.05)
     assert inbox.inbox_nudge() is True
-    assert len(published) == 2
+    assert len(published) == 3
+    assert "countdown" not in published[2]
 
 
 def test_ignored_items_do_not_nudge(db, post, published, django_capture_on_commit_callbacks):
