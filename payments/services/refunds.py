@@ -163,11 +163,13 @@ def refund_request(
 
 
 def _submit_later(refund_id: int, countdown: int = 30) -> None:
-    from payments.tasks import submit_refund  # tasks import this module
+    from payments.tasks import PUBLISH_RETRY_POLICY, submit_refund  # tasks import this module
 
     def enqueue() -> None:
         try:
-            submit_refund.apply_async(args=[refund_id], countdown=countdown, retry=False)
+            submit_refund.apply_async(
+                args=[refund_id], countdown=countdown, retry=True, retry_policy=PUBLISH_RETRY_POLICY
+            )
         except Exception:
             logger.exception("Could not queue refund %s; retry it from the admin.", refund_id)
 
