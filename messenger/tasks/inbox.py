@@ -13,7 +13,7 @@ __all__ = ["inbox_drain", "inbox_sweep"]
 def inbox_drain(include_retries: bool = False) -> int:
     """Process pending inbox rows, one customer at a time, in timestamp order.
 
-    Published by the webhook's debounced nudge (a few per second at most, however many events
+    Published by the webhook's nudge (at most two per 100 ms, however many events
     arrive) and by ``inbox_sweep``. Safe to run twice and side by side. When it stops at its
     per-run bound with rows still waiting, it queues its own continuation.
     """
