@@ -214,6 +214,12 @@ class OutboundMessage(models.Model):
                 name="outbound_pending_idx",
             ),
             models.Index(fields=["order", "created_at"]),
+            # The dashboard's "failed sends" list: a few rows among millions of sent ones.
+            models.Index(
+                fields=["-id"],
+                condition=models.Q(status="failed"),
+                name="outbound_failed_idx",
+            ),
         ]
 
     def __str__(self) -> str:
