@@ -9,10 +9,12 @@ CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 PHONE = {"width": 390, "height": 844}  # an everyday phone, in CSS pixels
+DESKTOP = {"width": 1280, "height": 900}  # the operator's screen
 TIMEOUT_MS = 20_000  # the longest wait for one thing to appear (worker, webhooks, Stripe)
 
 DEMO_PAGE_ID = "104412345678901"  # seed_demo's and sandbox_seed's default page
 DEMO_STAFF = ("demo", "demo-shop-2026")  # seed_demo's owner login (DEMO_STAFF_PASSWORD)
+DEMO_OPERATOR = ("operator", "operator-2026")  # seed_demo's operator (DEMO_OPERATOR_PASSWORD)
 
 
 @dataclass
@@ -54,9 +56,10 @@ class Journey:
     def reset_taps(self) -> None:
         self.taps, self.tapped = 0, []
 
-    def shot(self, step: str) -> Path:
-        """Save ``NN-step.png`` for this journey."""
+    def shot(self, step: str, page=None) -> Path:
+        """Save ``NN-step.png`` for this journey: of the phone, or of another ``page`` (the
+        dashboard), numbered in the same sequence."""
         self.shots += 1
         path = self.folder / f"{self.shots:02d}-{step}.png"
-        self.page.screenshot(path=str(path))
+        (page or self.page).screenshot(path=str(path))
         return path

@@ -1,21 +1,26 @@
 """What the shopper and the merchant see, as the journeys use it: the emulator's chat, the
-checkout webview (our checkout page, then the Stripe stand-in's hosted page) and the admin.
+checkout webview (our checkout page, then the Stripe stand-in's hosted page), the admin and the
+operators' dashboard.
 
 Only the DOM contracts of the pages are used (``data-testid`` attributes of the emulator and of
-the Stripe stand-in, form field names of the admin). Waiting is always for something to appear,
-never for a fixed time. Taps go through ``Journey.tap`` so they are counted; typing, closing the
-webview and the emulator's own set-up page are not taps of the purchase.
+the Stripe stand-in, form field names of the admin, the dashboard's rows and forms). Waiting is
+always for something to appear, never for a fixed time. Taps go through ``Journey.tap`` so they
+are counted; typing, closing the webview and the emulator's own set-up page are not taps of the
+purchase.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
+from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.harness import TIMEOUT_MS, Journey, Shop
+from commerce.models import Customer
+from tests.e2e.harness import DEMO_OPERATOR, TIMEOUT_MS, Journey, Shop
 
 CARD_OK = "4242 4242 4242 4242"
 CARD_DECLINED = "4000 0000 0000 0002"
@@ -180,6 +185,30 @@ class Chat:
         return self.receipt
 
 
+def checkout_as_new_shopper(chat: Chat, *, address: str) -> None:
+    """Email and phone with Messenger's quick replies, the address typed, then the Pay button."""
+    expect(chat.quick_reply_of_type("user_email")).to_be_visible()
+    chat.tap_contact("user_email")
+    expect(chat.quick_reply_of_type("user_phone_number")).to_be_visible()
+    chat.tap_contact("user_phone_number")
+    expect(chat.page.locator("[data-testid=quick-reply]")).to_have_count(1)  # only Cart is left
+    chat.type(address)
+    expect(chat.pay_button).to_be_visible()
+
+
+def a_day_passes(chat: Chat, psid: str) -> None:
+    """The shopper's last message is 25 hours old, for the emulator and for the service.
+
+    Outside Messenger's 24-hour window the shop may only send tagged messages, so a shipping
+    update then goes out tagged ``POST_PURCHASE_UPDATE``, which the emulator shows.
+    """
+    chat.page.locator("button[name=action][value=close_window]").click()
+    expect(chat.conversation).to_be_visible()
+    Customer.objects.filter(psid=psid).update(
+        last_interaction_at=timezone.now() - timedelta(hours=25)
+    )
+
+
 @dataclass
 class Admin:
     """The Django admin in its own tab, logged in as the demo shop's owner."""
@@ -203,3 +232,63 @@ class Admin:
 
     def order_page(self, order) -> Page:
         return self.open(f"/admin/commerce/order/{order.pk}/change/")
+
+
+@dataclass
+class Dashboard:
+    """The operators' dashboard (``/dashboard/``) in a desktop window of its own."""
+
+    page: Page
+    shop: Shop
+
+    def sign_in(self, login: tuple[str, str] = DEMO_OPERATOR) -> None:
+        """The dashboard's own sign-in form; it lands on the orders list."""
+        self.page.goto(self.shop.at("/dashboard/login/"))
+        username, password = login
+        self.page.locator("input[name=username]").fill(username)
+        self.page.locator("input[name=password]").fill(password)
+        self.page.locator('form[action$="/login/"] button[type=submit]').click()
+        expect(self.orders_table).to_be_visible()
+
+    # -- the orders list ---------------------------------------------------------------------------
+
+    @property
+    def orders_table(self) -> Locator:
+        return self.page.locator("table.orders")
+
+    @property
+    def live_status(self) -> Locator:
+        return self.page.locator("[data-live-status]")
+
+    def order_row(self, order) -> Locator:
+        return self.orders_table.locator(f'tbody tr[data-id="{order.pk}"]')
+
+    def mark_page(self) -> None:
+        """Leave a mark in the page's JavaScript state: a reload or a navigation would wipe it."""
+        self.page.evaluate("() => { window.__notReloaded = true; }")
+
+    def page_is_marked(self) -> bool:
+        return self.page.evaluate("() => window.__notReloaded === true")
+
+    def open_order_from_list(self, order) -> None:
+        self.order_row(order).locator("a.order-number").click()
+        self.page.wait_for_url(f"**/dashboard/orders/{order.pk}/")
+
+    # -- the order page ----------------------------------------------------------------------------
+
+    @property
+    def order_status(self) -> Locator:
+        return self.page.locator("[data-status]").first
+
+    @property
+    def flash(self) -> Locator:
+        return self.page.locator("ul.flash")
+
+    def fulfil(self, *, carrier: str, tracking_number: str, tracking_url: str) -> None:
+        """The order page's fulfil form, then its Ship button (the confirmation)."""
+        form = self.page.locator("form.fulfil")
+        form.locator("input[name=carrier]").fill(carrier)
+        form.locator("input[name=tracking_number]").fill(tracking_number)
+        form.locator("input[name=tracking_url]").fill(tracking_url)
+        form.locator("button[type=submit]").click()
+        expect(self.flash).to_be_visible()

@@ -14,14 +14,20 @@ import re
 from datetime import timedelta
 
 import requests
-from django.utils import timezone
 from playwright.sync_api import expect
 
-from commerce.models import Address, Customer, Order, Variant
+from commerce.models import Address, Order, Variant
 from commerce.services.orders import order_expire_due
 from core.money import Money
 from messenger.models import MessengerPage
-from tests.e2e.screens import CARD_DECLINED, CARD_OK, Admin, Chat
+from tests.e2e.screens import (
+    CARD_DECLINED,
+    CARD_OK,
+    Admin,
+    Chat,
+    a_day_passes,
+    checkout_as_new_shopper,
+)
 from tests.factories import customer_create
 
 NEW_SHOPPER_TAPS = 8
@@ -46,17 +52,6 @@ def _available(sku: str) -> int:
 
 def _on_hand(sku: str) -> int:
     return Variant.objects.get(sku=sku).stock_on_hand
-
-
-def checkout_as_new_shopper(chat: Chat, *, address: str) -> None:
-    """Email and phone with Messenger's quick replies, the address typed, then the Pay button."""
-    expect(chat.quick_reply_of_type("user_email")).to_be_visible()
-    chat.tap_contact("user_email")
-    expect(chat.quick_reply_of_type("user_phone_number")).to_be_visible()
-    chat.tap_contact("user_phone_number")
-    expect(chat.page.locator("[data-testid=quick-reply]")).to_have_count(1)  # only Cart is left
-    chat.type(address)
-    expect(chat.pay_button).to_be_visible()
 
 
 # -- 1. English, new shopper ---------------------------------------------------------------------
@@ -262,7 +257,7 @@ def test_returning_shopper_pays_in_six_taps_then_the_merchant_ships_and_refunds_
 
     # 4. A day later the merchant ships it from the order page. Outside the 24-hour window the
     # update can only go out tagged POST_PURCHASE_UPDATE, with its Track package button.
-    _a_day_passes(chat, psid)
+    a_day_passes(chat, psid)
     admin = Admin(journey, shop)
     page = admin.order_page(order)
     page.get_by_role("link", name="Fulfil").click()
@@ -290,15 +285,6 @@ def test_returning_shopper_pays_in_six_taps_then_the_merchant_ships_and_refunds_
     order.refresh_from_db()
     assert order.status == Order.Status.PARTIALLY_REFUNDED
     assert order.refunded_minor == 1000
-
-
-def _a_day_passes(chat: Chat, psid: str) -> None:
-    """The shopper's last message is 25 hours old, for the emulator and for the service."""
-    chat.page.locator("button[name=action][value=close_window]").click()
-    expect(chat.conversation).to_be_visible()
-    Customer.objects.filter(psid=psid).update(
-        last_interaction_at=timezone.now() - timedelta(hours=25)
-    )
 
 
 # -- 6. A referral link opens its product first ---------------------------------------------------
