@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.template.loader import get_template
+from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -162,17 +162,19 @@ def orders_live(request: HttpRequest) -> JsonResponse:
             {"message": _("'since' must be the cursor of a previous answer.")}, status=400
         )
     scope = request.dashboard
-    changes = orders_changed_since(
-        scope=scope,
-        filtered=orders_filtered(scope=scope, filters=form.cleaned_data),
-        since=since,
-    )
+    filtered = orders_filtered(scope=scope, filters=form.cleaned_data)
+    changes = orders_changed_since(scope=scope, filtered=filtered, since=since)
     rows = order_rows(changes.matching)
     rows = [
         {"id": row.pk, "version": row.version, "html": html}
         for row, html in zip(rows, _rows_html(request, rows), strict=True)
     ]
-    return JsonResponse({"cursor": changes.cursor, "rows": rows, "gone": changes.gone})
+    answer = {"cursor": changes.cursor, "rows": rows, "gone": changes.gone}
+    if rows or changes.gone:  # the count above the list changes only then: recount only then
+        answer["count_html"] = render_to_string(
+            "dashboard/_order_count.html", {"count": order_count_capped(filtered)}
+        )
+    return JsonResponse(answer)
 
 
 class _Echo:

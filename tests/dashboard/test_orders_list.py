@@ -360,6 +360,20 @@ def test_live_endpoint_returns_new_and_changed_orders_only(
     changed = next(row for row in data["rows"] if row["id"] == to_change.pk)
     assert 'class="badge fulfilled"' in changed["html"]
     assert f'data-id="{new.pk}"' in next(r["html"] for r in data["rows"] if r["id"] == new.pk)
+    # The count above the list follows: staff of A now have three orders (B's is not counted).
+    assert data["count_html"] == "3 orders"
+
+
+def test_live_endpoint_does_not_recount_when_nothing_changed(
+    operator_client, merchant_a, make_order
+):
+    make_order(merchant=merchant_a, created_at=timezone.now() - timedelta(hours=1))
+    since = _live_cursor(operator_client.get(reverse("dashboard:orders")))
+
+    data = operator_client.get(reverse("dashboard:orders_live"), {"since": since}).json()
+
+    assert data["rows"] == [] and data["gone"] == []
+    assert "count_html" not in data
 
 
 def test_live_endpoint_applies_the_filters_and_reports_rows_that_left_them(

@@ -45,6 +45,7 @@
   if (!table) { return; }
   var body = table.querySelector("tbody");
   var status = document.querySelector("[data-live-status]");
+  var count = document.querySelector("[data-live-count]");
   var url = table.getAttribute("data-live-url");
   var cursor = table.getAttribute("data-live-cursor");
   var insertNew = table.getAttribute("data-live-insert") === "true";
@@ -99,6 +100,7 @@
     }).then(function (data) {
       cursor = data.cursor;
       apply(data);
+      if (count && data.count_html) { count.textContent = data.count_html; }
       if (status) { status.classList.remove("paused"); }
     }).catch(function () {
       if (status) { status.classList.add("paused"); }
