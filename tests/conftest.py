@@ -100,3 +100,26 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The end of the run: nothing may keep the test database open.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_released(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Before pytest-django drops the PostgreSQL test database, end the sessions that threads
+    of the run left open on it (a live-server request thread, a connection opened inside
+    Playwright's greenlet); otherwise the drop fails with "being accessed by other users" and
+    the next run of this worker has to deal with a leftover database."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
