@@ -97,10 +97,11 @@ def env_database(name: str = "DATABASE_URL", default: str | object = _MISSING) -
         config["CONN_HEALTH_CHECKS"] = True
     elif config["ENGINE"].endswith("sqlite3"):
         # `make run` has web, worker and beat writing to one file: wait for the lock instead of
-        # failing with "database is locked", take it when a transaction starts (no deadlocking
-        # read-to-write upgrades), and let readers go on while one process writes (WAL).
+        # failing with "database is locked", and let readers go on while one process writes
+        # (WAL). Transactions stay DEFERRED: with BEGIN IMMEDIATE every atomic block, read-only
+        # ones included, would wait for a worker whose transaction spans a call to the sandbox,
+        # which is served from this same file.
         options = config.setdefault("OPTIONS", {})
         options.setdefault("timeout", 20)
-        options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     return config
