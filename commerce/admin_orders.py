@@ -15,7 +15,6 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.core.validators import URLValidator
 from django.db.models import F, Max, OuterRef, Subquery, Sum
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -25,6 +24,7 @@ from django.utils.translation import get_language, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from commerce.admin_tenancy import MerchantScopedAdmin
+from commerce.forms import FulfilForm
 from commerce.models import (
     Address,
     Cart,
@@ -214,19 +214,6 @@ class OrderEventInline(ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor_user")
-
-
-class FulfilForm(forms.Form):
-    carrier = forms.CharField(label=_("Carrier"), max_length=60)
-    tracking_number = forms.CharField(label=_("Tracking number"), max_length=80, required=False)
-    tracking_url = forms.URLField(
-        label=_("Tracking URL"),
-        max_length=500,
-        required=False,
-        assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
-        help_text=_("The page where the customer can follow the parcel (http or https)."),
-    )
 
 
 class CancelForm(forms.Form):

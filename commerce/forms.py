@@ -1,10 +1,12 @@
-"""Admin forms for the catalog: prices typed in major units, converted exactly to minor units."""
+"""Forms shared by the admin and the dashboard: catalog prices typed in major units (converted
+exactly to minor units) and the fulfilment of an order."""
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.core.validators import URLValidator
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import Variant
@@ -89,3 +91,18 @@ class UniqueSkuInlineFormSet(forms.BaseInlineFormSet):
             if sku in seen:
                 form.add_error("sku", _("This SKU appears twice in this product."))
             seen[sku] = index
+
+
+class FulfilForm(forms.Form):
+    """A shipment: carrier, tracking number and the tracking page (http or https only)."""
+
+    carrier = forms.CharField(label=_("Carrier"), max_length=60)
+    tracking_number = forms.CharField(label=_("Tracking number"), max_length=80, required=False)
+    tracking_url = forms.URLField(
+        label=_("Tracking URL"),
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text=_("The page where the customer can follow the parcel (http or https)."),
+    )

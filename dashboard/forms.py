@@ -6,12 +6,9 @@ They only parse and validate input; the selectors and the services do the rest.
 from __future__ import annotations
 
 from django import forms
-from django.core.validators import URLValidator
-from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import OrderStatus
-from core.money import Money
 
 PAYMENT_STATES = [
     ("", _("Any payment state")),
@@ -74,57 +71,12 @@ class OrderFilterForm(forms.Form):
         return cleaned
 
 
-class FulfilForm(forms.Form):
-    carrier = forms.CharField(label=_("Carrier"), max_length=60)
-    tracking_number = forms.CharField(label=_("Tracking number"), max_length=80, required=False)
-    tracking_url = forms.URLField(
-        label=_("Tracking link"),
-        max_length=500,
-        required=False,
-        assume_scheme="https",
-        validators=[URLValidator(schemes=["http", "https"])],
-    )
-
-
 class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=250, required=False)
 
 
 class NoteForm(forms.Form):
     message = forms.CharField(label=_("Note"), max_length=300)
-
-
-class RefundForm(forms.Form):
-    """An amount in major units of the order's currency ("12.50"), at most ``remaining``."""
-
-    amount = forms.CharField(label=_("Amount"), max_length=20)
-    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
-
-    def __init__(self, *args, currency: str, remaining_minor: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.currency = currency
-        self.remaining_minor = remaining_minor
-
-    def clean_amount(self) -> int:
-        raw = self.cleaned_data["amount"].strip().replace(",", "")
-        try:
-            amount = Money.from_major(raw, self.currency).amount_minor
-        except ValueError:  # not a number, or more decimals than the currency has
-            raise forms.ValidationError(
-                _("Enter an amount such as 12.50, with at most the currency's decimals.")
-            ) from None
-        if amount <= 0:
-            raise forms.ValidationError(_("The amount must be more than zero."))
-        if amount > self.remaining_minor:
-            raise forms.ValidationError(
-                _("At most %(remaining)s can still be refunded.")
-                % {
-                    "remaining": Money(self.remaining_minor, self.currency).format(
-                        get_language() or "en"
-                    )
-                }
-            )
-        return amount
 
 
 class ReplyForm(forms.Form):

@@ -13,9 +13,6 @@ money moves only through ``payments.services``.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
@@ -30,6 +27,7 @@ from commerce.admin_tenancy import MerchantScopedAdmin
 from commerce.selectors.access import user_can_cancel_orders, user_is_operator
 from core.exceptions import ApplicationError
 from core.money import Money
+from payments.forms import RefundForm
 from payments.models import Payment, ProviderEvent, Refund
 from payments.services.events import provider_event_requeue
 from payments.services.refunds import refund_remaining_minor, refund_request
@@ -92,37 +90,6 @@ class RefundInline(admin.TabularInline):
     @admin.display(description=_("amount"))
     def amount_display(self, obj):
         return _money(obj.amount_minor, obj.currency)
-
-
-class RefundForm(forms.Form):
-    amount = forms.DecimalField(
-        label=_("Amount"),
-        max_digits=20,
-        help_text=_("In major units, e.g. 12.50."),
-    )
-    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
-
-    def __init__(self, *args, currency: str, remaining_minor: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.currency = currency
-        self.remaining_minor = remaining_minor
-
-    def clean_amount(self) -> int:
-        value: Decimal = self.cleaned_data["amount"]
-        try:
-            amount = Money.from_major(value, self.currency).amount_minor
-        except ValueError:
-            raise forms.ValidationError(
-                _("Too many decimal places for %(currency)s.") % {"currency": self.currency}
-            ) from None
-        if amount <= 0:
-            raise forms.ValidationError(_("The amount must be more than zero."))
-        if amount > self.remaining_minor:
-            raise forms.ValidationError(
-                _("At most %(remaining)s can still be refunded.")
-                % {"remaining": _money(self.remaining_minor, self.currency)}
-            )
-        return amount
 
 
 @admin.register(Payment)

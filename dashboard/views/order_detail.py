@@ -16,6 +16,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from commerce.forms import FulfilForm
 from commerce.models import Order, OrderStatus
 from commerce.services.orders import (
     TRANSITIONS,
@@ -28,8 +29,9 @@ from core.exceptions import ApplicationError
 from core.money import Money
 from dashboard.access import can_cancel, can_handle, can_refund, dashboard_view, require
 from dashboard.access import get_scoped_or_404 as scoped_or_404
-from dashboard.forms import CancelForm, FulfilForm, NoteForm, RefundForm
+from dashboard.forms import CancelForm, NoteForm
 from dashboard.selectors.order_detail import order_detail_load
+from payments.forms import RefundForm
 from payments.services.refunds import refund_request
 
 
