@@ -20,6 +20,7 @@ from dashboard.selectors.conversations import (
     inbound_summary,
 )
 from dashboard.services.conversations import conversation_reply
+from dashboard.views import form_errors_flash
 from messenger.services.handover import conversation_pause, conversation_resume
 from messenger.services.outbox import HUMAN_AGENT_WINDOW, STANDARD_WINDOW
 
@@ -78,9 +79,7 @@ def conversation_reply_view(request: HttpRequest, customer_id: int) -> HttpRespo
     require(can_handle(request.user, customer.merchant_id))
     form = ReplyForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
+        form_errors_flash(request, form)
         return _back(customer)
     try:
         conversation_reply(customer=customer, text=form.cleaned_data["text"])

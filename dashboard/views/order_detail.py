@@ -31,6 +31,7 @@ from dashboard.access import can_cancel, can_handle, can_refund, dashboard_view,
 from dashboard.access import get_scoped_or_404 as scoped_or_404
 from dashboard.forms import CancelForm, NoteForm
 from dashboard.selectors.order_detail import order_detail_load
+from dashboard.views import form_errors_flash
 from payments.forms import RefundForm
 from payments.services.refunds import refund_request
 
@@ -42,12 +43,6 @@ def _order(request: HttpRequest, order_id: int) -> Order:
 
 def _back(order: Order) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("dashboard:order_detail", args=[order.pk]))
-
-
-def _form_errors(request: HttpRequest, form) -> None:
-    for errors in form.errors.values():
-        for error in errors:
-            messages.error(request, error)
 
 
 def _allowed(order: Order) -> frozenset[str]:
@@ -88,7 +83,7 @@ def order_fulfil_view(request: HttpRequest, order_id: int) -> HttpResponse:
     require(can_handle(request.user, order.merchant_id))
     form = FulfilForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        form_errors_flash(request, form)
         return _back(order)
     try:
         shipment = order_fulfil(order=order, user=request.user, **form.cleaned_data)
@@ -140,7 +135,7 @@ def order_cancel_view(request: HttpRequest, order_id: int) -> HttpResponse:
     require(can_cancel(request.user, order.merchant_id), "cancel")
     form = CancelForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        form_errors_flash(request, form)
         return _back(order)
     try:
         order_cancel(order=order, user=request.user, reason=form.cleaned_data["reason"])
@@ -161,7 +156,7 @@ def order_refund_view(request: HttpRequest, order_id: int) -> HttpResponse:
         request.POST, currency=order.currency, remaining_minor=detail.refundable_minor
     )
     if not form.is_valid():
-        _form_errors(request, form)
+        form_errors_flash(request, form)
         return _back(order)
     try:
         refund = refund_request(
@@ -196,7 +191,7 @@ def order_note_view(request: HttpRequest, order_id: int) -> HttpResponse:
     require(can_handle(request.user, order.merchant_id))
     form = NoteForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        form_errors_flash(request, form)
         return _back(order)
     try:
         order_add_note(order=order, message=form.cleaned_data["message"], user=request.user)
