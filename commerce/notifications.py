@@ -20,10 +20,15 @@ Rules for handlers (``handler(order, **data)``):
 * They must therefore **only write to the database**: no network I/O, no Celery ``delay`` (use
   ``transaction.on_commit`` / ``delay_on_commit`` for that), nothing slow. A slow handler holds
   the order lock for everyone.
-* **A handler that raises aborts the transition**: the exception propagates and the transaction
-  rolls back, order status and stock included. We prefer no state change to a state change whose
-  message was silently lost (a paid order without a receipt, a shipment without its tracking
-  link); the caller (webhook task, admin action) sees the error and retries.
+* **A handler never blocks the transition** (ADR 0007). Each one runs in its own savepoint; when
+  it raises, the savepoint is rolled back (what it wrote is gone, the transaction stays usable
+  on PostgreSQL), the other handlers still run, and the state change commits. The failure is
+  not silent: it is logged with its traceback, recorded on the order's timeline
+  (``OrderEvent.Kind.NOTICE_FAILED``) and the order is flagged for review, so it shows in the
+  dashboard's *Needs attention*. A paid order stays paid although its receipt could not be
+  written; money and stock must never depend on how a message is formatted.
+  Handlers that can tell what went wrong record it closer to the message (messenger writes a
+  failed outbox row), so raising is for the unexpected.
 
 This is deliberately not Django signals: the list of notices is closed and named here, and
 subscribing is an explicit call that is easy to find.
@@ -31,10 +36,14 @@ subscribing is an explicit call that is easy to find.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
 
 if TYPE_CHECKING:
     from commerce.models import Order
@@ -61,6 +70,8 @@ class OrderNotice(StrEnum):
     DELIVERED = "delivered"  # data: shipments (the ones marked delivered by this call)
     REFUNDED = "refunded"  # data: amount_minor, reference, fully_refunded
 
+
+logger = logging.getLogger(__name__)
 
 OrderHandler = Callable[..., Any]
 Subscriptions = dict[OrderNotice, list[OrderHandler]]
@@ -91,15 +102,65 @@ def order_unsubscribe(notice: OrderNotice, handler: OrderHandler) -> None:
 
 
 def order_announce(*, order: Order, notice: OrderNotice, **data: Any) -> None:
-    """Call every handler of ``notice`` now, in the caller's transaction.
+    """Call every handler of ``notice`` now, in the caller's transaction, each in a savepoint.
 
     Call it from a transition service after the order row is saved, while still inside its
-    ``transaction.atomic``. Exceptions from handlers propagate (see the module docstring).
+    ``transaction.atomic``. A handler that raises does not propagate: its writes are rolled back
+    to its savepoint, the failure is logged and recorded on the order (see the module
+    docstring), and the next handler runs. Only an error that leaves the transaction unusable
+    (the database connection dropped) still reaches the caller.
     """
     with _lock:
         handlers = tuple(_subscribers.get(OrderNotice(notice), ()))
     for handler in handlers:
-        handler(order, **data)
+        try:
+            with transaction.atomic():
+                handler(order, **data)
+        except Exception as error:
+            _handler_failed(order, OrderNotice(notice), handler, error)
+
+
+def _handler_name(handler: OrderHandler) -> str:
+    module = getattr(handler, "__module__", "") or ""
+    name = getattr(handler, "__qualname__", "") or type(handler).__name__
+    return f"{module}.{name}" if module else name
+
+
+def _handler_failed(order: Order, notice: OrderNotice, handler: OrderHandler, error: Exception):
+    """Log the failure, put it on the order's timeline and flag the order for review."""
+    from commerce.models import Order, OrderEvent
+
+    name = _handler_name(handler)
+    logger.error(
+        "Order %s: the %s notice handler %s failed; the transition goes ahead without it.",
+        order.pk,
+        notice.value,
+        name,
+        exc_info=error,
+    )
+    reason = f"The customer could not be notified ({notice.value}): {type(error).__name__}."
+    try:
+        with transaction.atomic():
+            OrderEvent.objects.create(
+                order_id=order.pk,
+                kind=OrderEvent.Kind.NOTICE_FAILED,
+                actor=OrderEvent.Actor.SYSTEM,
+                message=f"{reason} {error}"[:300],
+                data={
+                    "notice": notice.value,
+                    "handler": name,
+                    "error": type(error).__name__,
+                    "detail": str(error)[:1000],
+                },
+            )
+            if not order.needs_review:
+                review_reason = reason[: Order._meta.get_field("review_reason").max_length]
+                Order.objects.filter(pk=order.pk).update(
+                    needs_review=True, review_reason=review_reason, updated_at=timezone.now()
+                )
+                order.needs_review, order.review_reason = True, review_reason
+    except Exception:  # the record itself failed: the log line above is what is left
+        logger.exception("Order %s: could not record the failed %s notice.", order.pk, notice)
 
 
 def order_subscribers_clear() -> Subscriptions:

@@ -56,6 +56,7 @@ __all__ = [
     "generic_element",
     "generic_template",
     "image",
+    "is_http_url",
     "media_template",
     "money_json",
     "payment_button",
@@ -158,6 +159,16 @@ def _url(value: Any, name: str = "url") -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc or any(c.isspace() for c in url):
         raise BuilderError(f"{name} must be an absolute http(s) URL, got {url!r}.")
     return url
+
+
+def is_http_url(value: Any) -> bool:
+    """Whether the builders accept ``value`` as a URL (absolute http(s), no spaces), so that a
+    caller can leave out an optional image or button instead of failing the whole message."""
+    try:
+        _url(value)
+    except BuilderError:
+        return False
+    return True
 
 
 def _choice(value: Any, name: str, choices: Sequence[str]) -> str:

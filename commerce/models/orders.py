@@ -200,6 +200,7 @@ class OrderEvent(models.Model):
         MESSAGE_SENT = "message_sent", _("Message sent")
         REVIEW_FLAGGED = "review_flagged", _("Flagged for review")
         NOTE = "note", _("Note")
+        NOTICE_FAILED = "notice_failed", _("Customer notice failed")
 
     class Actor(models.TextChoices):
         SYSTEM = "system", _("System")
@@ -267,9 +268,19 @@ class Shipment(TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # The one-time token of the form (or the API's Idempotency-Key) that recorded it: the same
+    # submission arriving twice finds this shipment instead of recording a second one.
+    submission_key = models.CharField(max_length=100, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["shipped_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "submission_key"],
+                condition=~Q(submission_key=""),
+                name="shipment_submission_key_uniq",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.carrier} {self.tracking_number}".strip()

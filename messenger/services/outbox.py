@@ -48,6 +48,7 @@ __all__ = [
     "outbox_enqueue",
     "outbox_mark_delivered",
     "outbox_mark_read",
+    "outbox_record_unbuildable",
     "outbox_sweep",
     "retry_delay_seconds",
 ]
@@ -164,6 +165,45 @@ def outbox_enqueue(
         raise
     _publish_after_commit(customer.pk)
     return row
+
+
+def outbox_record_unbuildable(
+    *,
+    customer,
+    page: MessengerPage,
+    kind: str,
+    dedupe_key: str | None,
+    order=None,
+    error_message: str,
+) -> OutboundMessage | None:
+    """Record, as a ``failed`` row, a message that could not even be built.
+
+    For the order notices: formatting a message must never block the order change that causes
+    it, but the shopper missing a message must not go unnoticed either. The row carries no
+    Send API body (``{}``), is never sent, and shows in the dashboard's failed sends and on the
+    order's timeline with ``error_code`` ``build_failed``. It takes the message's dedupe key, so
+    the same notice handled again does not record a second failure (or send a late duplicate).
+    Returns None when a row with that key exists already.
+    """
+    if dedupe_key is not None and OutboundMessage.objects.filter(dedupe_key=dedupe_key).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return OutboundMessage.objects.create(
+                customer=customer,
+                page=page,
+                kind=kind,
+                dedupe_key=dedupe_key,
+                order=order,
+                message={},
+                status=Status.FAILED,
+                error_code="build_failed",
+                error_message=error_message[:500],
+            )
+    except IntegrityError:
+        if dedupe_key is not None:
+            return None
+        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from commerce.models import Order, OrderLine
 from core.currencies import currency_exponent
@@ -64,6 +65,9 @@ MAX_NETWORK_RETRIES = 2
 DEFAULT_TIMEOUT_SECONDS = 20
 WEBHOOK_TOLERANCE_SECONDS = 300
 # Stripe: expires_at "can be anywhere from 30 minutes to 24 hours after Checkout Session creation".
+# "For `payment` mode, there is a maximum of 100 line items" (the library's
+# SessionCreateParams.line_items, stripe 16.1).
+LINE_ITEMS_MAX = 100
 SESSION_MIN_LIFETIME = timedelta(minutes=30)
 SESSION_MAX_LIFETIME = timedelta(hours=24)
 # Room between creating the Payment row and Stripe creating the session (retries, clock skew).
@@ -226,9 +230,10 @@ def checkout_expires_at(*, reserved_until: datetime | None, created_at: datetime
 
 
 def _line_name(line: OrderLine) -> str:
-    name = line.product_title
-    if line.variant_name:
-        name = f"{name} – {line.variant_name}"
+    # Stripe refuses an empty product name; a line snapshot may have lost its title.
+    name = line.product_title.strip() or line.sku.strip() or _("Item")
+    if line.variant_name.strip():
+        name = f"{name} – {line.variant_name.strip()}"
     return name[:250]
 
 
@@ -267,6 +272,12 @@ def checkout_session_params(
 
     line_items: list[dict[str, Any]] = []
     goods = 0
+    tax_line = 0 if order.prices_include_tax else order.tax_minor
+    # Stripe takes at most 100 line items in payment mode: past that, the last item sums up
+    # the remaining lines, so a big order can still be paid (the amounts stay exact).
+    room = LINE_ITEMS_MAX - (1 if tax_line else 0)
+    rest = list(lines[room - 1 :]) if len(lines) > room else []
+    lines = lines[: len(lines) - len(rest)]
     for line in lines:
         product: dict[str, Any] = {"name": _line_name(line), "metadata": {"sku": line.sku}}
         if line.image_url.startswith("https://"):
@@ -282,7 +293,24 @@ def checkout_session_params(
             }
         )
         goods += line.unit_price_minor * line.quantity
-    tax_line = 0 if order.prices_include_tax else order.tax_minor
+    if rest:
+        rest_minor = sum(line.unit_price_minor * line.quantity for line in rest)
+        line_items.append(
+            {
+                "price_data": {
+                    "currency": code,
+                    "unit_amount": amount(rest_minor),
+                    "product_data": {
+                        "name": ngettext(
+                            "and %(count)d more item", "and %(count)d more items", len(rest)
+                        )
+                        % {"count": len(rest)}
+                    },
+                },
+                "quantity": 1,
+            }
+        )
+        goods += rest_minor
     if tax_line:
         line_items.append(
             {

@@ -4,7 +4,8 @@ Pure functions: no database, no clock. Each raises :class:`GraphApiError` (code 
 platform uses another) for the first problem found, with a message naming the parameter, as the
 platform does. The limits are the Messenger Platform reference's: text 2000 characters, 13 quick
 replies (titles 20, payloads 1000), generic template 10 elements (title and subtitle 80, 3
-buttons), button titles 20, button template text 640, greeting 160.
+buttons), button titles 20, button template text 640, receipt template 100 elements, greeting
+160.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ BUTTONS_MAX = 3
 BUTTON_TITLE_MAX = 20
 BUTTON_TEMPLATE_TEXT_MAX = 640
 GREETING_MAX = 160
+RECEIPT_ELEMENTS_MAX = 100
 PROFILE_FIELDS = (
     "get_started",
     "greeting",
@@ -185,12 +187,16 @@ def _receipt(payload: dict, whitelisted: Iterable[str]) -> None:
         summary.get("total_cost"), bool
     ):
         raise _invalid("param summary[total_cost] must be a number")
-    for index, element in enumerate(payload.get("elements") or []):
+    elements = payload.get("elements")
+    elements = [] if elements is None else _list(elements, "elements", RECEIPT_ELEMENTS_MAX)
+    for index, element in enumerate(elements):
         where = f"elements[{index}]"
         element = _object(element, where)
         _text(element.get("title"), f"{where}[title]", TITLE_MAX)
         if not isinstance(element.get("price"), int | float):
             raise _invalid(f"param {where}[price] must be a number")
+        if element.get("image_url") is not None:
+            _url(element["image_url"], f"{where}[image_url]")
     address = payload.get("address")
     if address is not None:
         address = _object(address, "address")

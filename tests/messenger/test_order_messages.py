@@ -90,12 +90,14 @@ def test_paid_order_gets_one_receipt_with_exact_amounts(order, messenger_custome
     assert receipt["recipient_name"] == "Layla Haddad"
     assert receipt["address"]["street_1"] == "12 Gulf Road"
     assert receipt["address"]["country"] == "KW"
+    # An element's price is what the line costs (2 x 19.99): the platform's reference example
+    # adds the element prices up to the subtotal (docs/platform-rules.md).
     assert receipt["elements"] == [
         {
             "title": "Desert T-shirt",
             "subtitle": "M",
             "quantity": 2,
-            "price": 19.99,
+            "price": 39.98,
             "currency": "USD",
         }
     ]

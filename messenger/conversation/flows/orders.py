@@ -70,7 +70,7 @@ def _track_buttons(order: Order) -> list[dict]:
             pgettext("button", "Track package"), shipment.tracking_url, webview_height_ratio="full"
         )
         for shipment in order.shipments.all()
-        if shipment.tracking_url
+        if builders.is_http_url(shipment.tracking_url)
     ]
 
 
@@ -103,7 +103,10 @@ def orders_list(turn: Turn, payload: Payload) -> None:
             builders.generic_element(
                 _("Order %(number)s") % {"number": order.number},
                 subtitle=subtitle,
-                image_url=next((line.image_url for line in lines if line.image_url), None),
+                image_url=next(
+                    (line.image_url for line in lines if builders.is_http_url(line.image_url)),
+                    None,
+                ),
                 buttons=buttons[:_MAX_BUTTONS],
             )
         )
