@@ -24,7 +24,7 @@ from django.utils.translation import get_language, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from commerce.admin_tenancy import MerchantScopedAdmin
-from commerce.forms import FulfilForm
+from commerce.forms import FulfilForm, fulfil_done_message
 from commerce.models import (
     Address,
     Cart,
@@ -456,14 +456,10 @@ class OrderAdmin(ReadOnlyScopedAdmin):
         if form.is_valid():
             try:
                 shipment = order_fulfil(order=order, user=request.user, **form.cleaned_data)
-            except ApplicationError as exc:  # InvalidTransition, shipment_invalid
+            except ApplicationError as exc:  # InvalidTransition, shipment_invalid, ...
                 messages.error(request, exc.message)
             else:
-                messages.success(
-                    request,
-                    _("Order %(number)s shipped with %(shipment)s.")
-                    % {"number": order.number, "shipment": shipment},
-                )
+                messages.success(request, fulfil_done_message(order, shipment))
             return HttpResponseRedirect(self._change_url(order))
         return self._render(
             request,

@@ -52,3 +52,10 @@ class RefundError(ConflictError):
     """The refund is more than what is left to refund, or the order cannot be refunded."""
 
     default_code = "refund_invalid"
+
+
+class SubmissionReusedError(ApplicationError):
+    """A submission key (form token, ``Idempotency-Key``) came back with different data."""
+
+    default_code = "submission_reused"
+    status_code = 422

@@ -1,15 +1,18 @@
 """Forms shared by the admin and the dashboard: catalog prices typed in major units (converted
-exactly to minor units) and the fulfilment of an order."""
+exactly to minor units), the fulfilment of an order, and the one-time submission token that
+makes a staff action harmless to submit twice."""
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from uuid import uuid4
 
 from django import forms
 from django.core.validators import URLValidator
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import Variant
+from commerce.services.submissions import SUBMISSION_KEY_MAX
 from core.currencies import UnknownCurrencyError
 from core.money import Money
 
@@ -93,8 +96,31 @@ class UniqueSkuInlineFormSet(forms.BaseInlineFormSet):
             seen[sku] = index
 
 
+def submission_key_new() -> str:
+    return uuid4().hex
+
+
+class SubmissionField(forms.CharField):
+    """A hidden one-time token, new each time the form is rendered (ADR 0007).
+
+    The action's service stores it with what the submission created, so the same form sent
+    twice (a double click, the browser's resubmit) is recorded once. Optional: a post without
+    one (a page rendered before the field existed) is simply not deduplicated; the service
+    refuses a malformed one.
+    """
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", SUBMISSION_KEY_MAX)
+        kwargs.setdefault("initial", submission_key_new)
+        super().__init__(**kwargs)
+
+
 class FulfilForm(forms.Form):
-    """A shipment: carrier, tracking number and the tracking page (http or https only)."""
+    """A shipment: carrier, tracking number and the tracking page (http or https only), plus
+    the form's one-time ``submission_key``."""
 
     carrier = forms.CharField(label=_("Carrier"), max_length=60)
     tracking_number = forms.CharField(label=_("Tracking number"), max_length=80, required=False)
@@ -106,3 +132,19 @@ class FulfilForm(forms.Form):
         validators=[URLValidator(schemes=["http", "https"])],
         help_text=_("The page where the customer can follow the parcel (http or https)."),
     )
+    submission_key = SubmissionField()
+
+
+def fulfil_done_message(order, shipment) -> str:
+    """What the admin and the dashboard say after a fulfil form: shipped, or (the same form
+    sent twice) already recorded, nothing sent again."""
+    values = {"number": order.number, "shipment": shipment}
+    if getattr(shipment, "replayed", False):
+        return (
+            _(
+                "Order %(number)s: the shipment with %(shipment)s was already recorded by this "
+                "form; nothing was sent again."
+            )
+            % values
+        )
+    return _("Order %(number)s shipped with %(shipment)s.") % values

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from commerce.forms import SubmissionField
 from commerce.models import OrderStatus
 
 PAYMENT_STATES = [
@@ -77,6 +78,7 @@ class CancelForm(forms.Form):
 
 class NoteForm(forms.Form):
     message = forms.CharField(label=_("Note"), max_length=300)
+    submission_key = SubmissionField()
 
 
 class ReplyForm(forms.Form):
@@ -85,6 +87,7 @@ class ReplyForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+    submission_key = SubmissionField()
 
     def clean_text(self) -> str:
         text = self.cleaned_data["text"].strip()

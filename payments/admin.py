@@ -181,11 +181,12 @@ class PaymentAdmin(_ReadOnlyScopedAdmin):
                     amount_minor=form.cleaned_data["amount"],
                     user=request.user,
                     reason=form.cleaned_data["reason"],
+                    submission_key=form.cleaned_data["submission_key"],
                 )
             except ApplicationError as exc:  # RefundError: too much, refused by the provider
                 messages.error(request, exc.message)
             else:
-                messages.success(
+                (messages.info if refund.replayed else messages.success)(
                     request,
                     _(
                         "Refund of %(amount)s requested for order %(number)s; it completes "

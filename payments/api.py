@@ -17,6 +17,12 @@ from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from commerce.api.idempotency import (
+    E422_REUSED,
+    IDEMPOTENCY_KEY,
+    idempotency_key,
+    replay_headers,
+)
 from commerce.api.permissions import MerchantRolePermission
 from commerce.api.schema import error_response
 from commerce.api.serializers import MoneySerializer
@@ -159,9 +165,10 @@ class OrderRefundsView(GenericAPIView):
         summary="Refund (part of) what was paid for an order",
         description="Sends the refund to the payment provider with an idempotency key built "
         "from the new refund's id. The refund is `pending` until the provider's webhook "
-        "confirms it; the order then becomes `partially_refunded` or `refunded`.",
+        "confirms it; the order then becomes `partially_refunded` or `refunded`. Send an "
+        "`Idempotency-Key` so that a retried request refunds once.",
         tags=["orders"],
-        parameters=[_ORDER_ID],
+        parameters=[_ORDER_ID, IDEMPOTENCY_KEY],
         request=RefundRequestSerializer,
         responses={
             201: RefundSerializer,
@@ -170,6 +177,7 @@ class OrderRefundsView(GenericAPIView):
             403: _E403,
             404: _E404,
             409: _E409,
+            422: E422_REUSED,
         },
     )
     def post(self, request, pk):
@@ -181,6 +189,7 @@ class OrderRefundsView(GenericAPIView):
             amount_minor=parsed.validated_data["amount_minor"],
             user=request.user,
             reason=parsed.validated_data.get("reason", ""),
+            submission_key=idempotency_key(request),
         )
         data = RefundSerializer(refund, context=self.get_serializer_context()).data
-        return Response(data, status=status.HTTP_201_CREATED)
+        return Response(data, status=status.HTTP_201_CREATED, headers=replay_headers(refund))

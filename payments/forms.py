@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from commerce.forms import SubmissionField
 from core.money import Money
 
 
@@ -17,6 +18,7 @@ class RefundForm(forms.Form):
         label=_("Amount"), max_length=20, help_text=_("In major units, e.g. 12.50.")
     )
     reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+    submission_key = SubmissionField()
 
     def __init__(self, *args, currency: str, remaining_minor: int, **kwargs):
         super().__init__(*args, **kwargs)

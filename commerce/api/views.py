@@ -29,6 +29,12 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from commerce.api import filters, serializers
+from commerce.api.idempotency import (
+    E422_REUSED,
+    IDEMPOTENCY_KEY,
+    idempotency_key,
+    replay_headers,
+)
 from commerce.api.permissions import MerchantRolePermission
 from commerce.api.schema import error_response
 from commerce.exceptions import CartError
@@ -391,17 +397,24 @@ class OrderViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Ship an order: record a shipment (paid -> fulfilled)",
+        description="Send an `Idempotency-Key` so that a retried request records one "
+        "shipment and one shipping message. Without it, a parcel whose carrier and tracking "
+        "number are already recorded on the order is refused (`shipment_duplicate`, 400).",
+        parameters=[IDEMPOTENCY_KEY],
         request=serializers.FulfilSerializer,
-        responses={201: serializers.ShipmentSerializer, **ACTION_ERRORS},
+        responses={201: serializers.ShipmentSerializer, **ACTION_ERRORS, 422: E422_REUSED},
     )
     @action(detail=True, methods=["post"])
     def fulfil(self, request, pk=None):
         order = self.get_object()
         data = self._parse(serializers.FulfilSerializer, order)
-        shipment = order_fulfil(order=order, user=request.user, **data)
+        shipment = order_fulfil(
+            order=order, user=request.user, submission_key=idempotency_key(request), **data
+        )
         return Response(
             serializers.ShipmentSerializer(shipment, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED,
+            headers=replay_headers(shipment),
         )
 
     @extend_schema(
@@ -432,17 +445,25 @@ class OrderViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         summary="Add a staff note to the order's timeline",
+        description="Send an `Idempotency-Key` so that a retried request adds one note.",
+        parameters=[IDEMPOTENCY_KEY],
         request=serializers.NoteSerializer,
-        responses={201: serializers.OrderEventSerializer, **ACTION_ERRORS},
+        responses={201: serializers.OrderEventSerializer, **ACTION_ERRORS, 422: E422_REUSED},
     )
     @action(detail=True, methods=["post"])
     def notes(self, request, pk=None):
         order = self.get_object()
         data = self._parse(serializers.NoteSerializer, order)
-        event = order_add_note(order=order, message=data["message"], user=request.user)
+        event = order_add_note(
+            order=order,
+            message=data["message"],
+            user=request.user,
+            submission_key=idempotency_key(request),
+        )
         return Response(
             serializers.OrderEventSerializer(event, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED,
+            headers=replay_headers(event),
         )
 
 

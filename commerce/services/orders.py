@@ -87,6 +87,7 @@ from commerce.services.sales_figures import (
     sales_record_refund,
 )
 from commerce.services.stock import StockMovement, stock_release, stock_reserve, stock_sell
+from commerce.services.submissions import submission_key_clean, submission_reused
 from core.exceptions import ApplicationError
 
 __all__ = [
@@ -725,19 +726,31 @@ def order_fulfil(
     tracking_url: str = "",
     user=None,
     shipped_at: datetime | None = None,
+    submission_key: str | None = None,
 ) -> Shipment:
     """Record a shipment: paid or partially_refunded -> fulfilled, and announce ``FULFILLED``.
 
     An order that is already fulfilled may get further shipments (partial shipments): each one
     is recorded with an event and announced, without a status change.
 
+    Idempotent per submission (ADR 0007): with a ``submission_key`` (the form's one-time token,
+    the API's ``Idempotency-Key``) that already recorded a shipment of this order, that
+    shipment is returned and nothing is written or announced; ``shipment.replayed`` tells
+    which happened. The check runs under the order row lock, so two identical submissions at
+    the same moment record one shipment. Without a key, a parcel whose carrier and tracking
+    number are already recorded on the order is refused (one tracking number, one parcel).
+
     :raises InvalidTransition: the order is not paid (or is delivered, refunded...).
     :raises ApplicationError: ``shipment_invalid``: no carrier, or a tracking URL that is not
-        an http(s) URL (it becomes a button in the customer's thread).
+        an http(s) URL (it becomes a button in the customer's thread);
+        ``shipment_duplicate``: that tracking number is already recorded;
+        ``submission_key_invalid``: a malformed key.
+    :raises SubmissionReusedError: the key recorded a shipment with other details.
     """
     carrier = (carrier or "").strip()
     tracking_number = (tracking_number or "").strip()
     tracking_url = (tracking_url or "").strip()
+    submission_key = submission_key_clean(submission_key)
     if not carrier:
         raise _shipment_invalid(_("Please name the carrier."))
     if len(carrier) > 60 or len(tracking_number) > 80:
@@ -752,9 +765,32 @@ def order_fulfil(
     now = timezone.now()
     shipped_at = shipped_at or now
     locked = _lock(order)
+    if submission_key:
+        recorded = locked.shipments.filter(submission_key=submission_key).first()
+        if recorded is not None:
+            if (recorded.carrier, recorded.tracking_number, recorded.tracking_url) != (
+                carrier,
+                tracking_number,
+                tracking_url,
+            ):
+                raise submission_reused()
+            recorded.replayed = True
+            _sync(order, locked)
+            return recorded
     further = locked.status == Status.FULFILLED
     if not further:
         _check(locked, Status.FULFILLED)
+    if (
+        tracking_number
+        and locked.shipments.filter(
+            carrier__iexact=carrier, tracking_number__iexact=tracking_number
+        ).exists()
+    ):
+        raise ApplicationError(
+            _("Order %(number)s already has a parcel with %(carrier)s %(tracking)s.")
+            % {"number": locked.number, "carrier": carrier, "tracking": tracking_number},
+            code="shipment_duplicate",
+        )
     shipment = Shipment.objects.create(
         order=locked,
         carrier=carrier,
@@ -762,7 +798,9 @@ def order_fulfil(
         tracking_url=tracking_url,
         shipped_at=shipped_at,
         created_by=user if user is not None and user.is_authenticated else None,
+        submission_key=submission_key,
     )
+    shipment.replayed = False
     data = {"shipment_id": shipment.pk, "carrier": carrier, "tracking_number": tracking_number}
     actor = Actor.STAFF if user is not None else Actor.SYSTEM
     if further:
@@ -886,15 +924,43 @@ def order_flag_for_review(
     return _sync(order, locked)
 
 
-def order_add_note(*, order: Order, message: str, user) -> OrderEvent:
+@transaction.atomic
+def order_add_note(
+    *, order: Order, message: str, user, submission_key: str | None = None
+) -> OrderEvent:
     """Add a staff note to the order's timeline; any status.
 
-    :raises ApplicationError: ``note_empty`` for a blank message.
+    With a ``submission_key`` that already added a note to this order, that note is returned
+    (``note.replayed``) and nothing is written: a double click adds one note.
+
+    :raises ApplicationError: ``note_empty`` for a blank message; ``submission_key_invalid``.
+    :raises SubmissionReusedError: the key added a note with another message.
     """
     message = (message or "").strip()
+    submission_key = submission_key_clean(submission_key)
     if not message:
         raise ApplicationError(_("The note is empty."), code="note_empty")
-    return _event(order, Kind.NOTE, actor=Actor.STAFF, user=user, message=message)
+    if not submission_key:
+        note = _event(order, Kind.NOTE, actor=Actor.STAFF, user=user, message=message)
+        note.replayed = False
+        return note
+    locked = _lock(order)
+    recorded = locked.events.filter(kind=Kind.NOTE, data__submission_key=submission_key).first()
+    if recorded is not None:
+        if recorded.data.get("full_message", recorded.message) != message:
+            raise submission_reused()
+        recorded.replayed = True
+        return recorded
+    note = _event(
+        locked,
+        Kind.NOTE,
+        actor=Actor.STAFF,
+        user=user,
+        message=message,
+        data={"submission_key": submission_key},
+    )
+    note.replayed = False
+    return note
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from commerce.models import Customer
+from commerce.services.submissions import submission_key_clean, submission_reused
 from core.exceptions import ApplicationError
 from messenger import builders
 from messenger.models import MessengerPage, OutboundMessage
@@ -25,17 +26,26 @@ __all__ = ["conversation_reply"]
 
 
 def conversation_reply(
-    *, customer: Customer, text: str, now: datetime | None = None
+    *,
+    customer: Customer,
+    text: str,
+    now: datetime | None = None,
+    submission_key: str | None = None,
 ) -> OutboundMessage:
     """Queue ``text`` to ``customer`` as a person's reply, and keep the bot paused.
 
     Replying pauses the bot (if it was not already), so it does not answer over the person;
-    *Resume bot* hands the thread back.
+    *Resume bot* hands the thread back. With a ``submission_key`` (the reply form's one-time
+    token) the reply is queued once however often the form is sent: the key becomes the
+    outbox row's dedupe key, and a repeat returns that row (``row.replayed``).
 
     :raises ApplicationError: ``reply_empty``; ``reply_window_closed`` (the shopper last wrote
         more than 7 days ago, or never); ``page_missing`` (the customer's page is not connected
-        any more). Nothing is written.
+        any more); ``submission_key_invalid``. Nothing is written.
+    :raises SubmissionReusedError: the key already sent another text.
     """
+    submission_key = submission_key_clean(submission_key)
+    dedupe_key = f"agent-reply:{customer.pk}:{submission_key}" if submission_key else None
     text = (text or "").strip()
     if not text:
         raise ApplicationError(_("The reply is empty."), code="reply_empty")
@@ -63,12 +73,21 @@ def conversation_reply(
             _("The Facebook Page of this conversation is not connected any more."),
             code="page_missing",
         )
+    message = builders.text(text)
     with transaction.atomic():
         row = outbox_enqueue(
             customer=customer,
             page=page,
-            message=builders.text(text),
+            message=message,
             kind=OutboundMessage.Kind.HUMAN_AGENT,
+            dedupe_key=dedupe_key,
         )
+        if row is None:  # this form was sent already: the unique dedupe key kept one row
+            row = OutboundMessage.objects.get(dedupe_key=dedupe_key)
+            if row.customer_id != customer.pk or row.message != message:
+                raise submission_reused()
+            row.replayed = True
+            return row
         conversation_pause(customer=customer, now=now)
+    row.replayed = False
     return row

@@ -82,11 +82,18 @@ def conversation_reply_view(request: HttpRequest, customer_id: int) -> HttpRespo
         form_errors_flash(request, form)
         return _back(customer)
     try:
-        conversation_reply(customer=customer, text=form.cleaned_data["text"])
+        row = conversation_reply(
+            customer=customer,
+            text=form.cleaned_data["text"],
+            submission_key=form.cleaned_data["submission_key"],
+        )
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, _("Reply queued; it is on its way to Messenger."))
+        if row.replayed:
+            messages.info(request, _("This reply was already queued; it is not sent twice."))
+        else:
+            messages.success(request, _("Reply queued; it is on its way to Messenger."))
     return _back(customer)
 
 

@@ -16,7 +16,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from commerce.forms import FulfilForm
+from commerce.forms import FulfilForm, fulfil_done_message, submission_key_new
 from commerce.models import Order, OrderStatus
 from commerce.services.orders import (
     TRANSITIONS,
@@ -70,6 +70,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         "refundable": Money(detail.refundable_minor, order.currency).format(get_language() or "en"),
         "refundable_major": f"{Money(detail.refundable_minor, order.currency).to_major():f}",
         "fulfil_form": FulfilForm(),
+        "refund_submission_key": submission_key_new(),
         "cancel_form": CancelForm(),
         "note_form": NoteForm(),
     }
@@ -90,11 +91,7 @@ def order_fulfil_view(request: HttpRequest, order_id: int) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(
-            request,
-            _("Order %(number)s shipped with %(shipment)s.")
-            % {"number": order.number, "shipment": shipment},
-        )
+        messages.success(request, fulfil_done_message(order, shipment))
     return _back(order)
 
 
@@ -164,11 +161,12 @@ def order_refund_view(request: HttpRequest, order_id: int) -> HttpResponse:
             amount_minor=form.cleaned_data["amount"],
             user=request.user,
             reason=form.cleaned_data["reason"],
+            submission_key=form.cleaned_data["submission_key"],
         )
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(
+        (messages.info if refund.replayed else messages.success)(
             request,
             _(
                 "Refund of %(amount)s requested for order %(number)s; it completes when the "
@@ -194,9 +192,17 @@ def order_note_view(request: HttpRequest, order_id: int) -> HttpResponse:
         form_errors_flash(request, form)
         return _back(order)
     try:
-        order_add_note(order=order, message=form.cleaned_data["message"], user=request.user)
+        note = order_add_note(
+            order=order,
+            message=form.cleaned_data["message"],
+            user=request.user,
+            submission_key=form.cleaned_data["submission_key"],
+        )
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, _("Note added."))
+        if note.replayed:
+            messages.info(request, _("This note was already added."))
+        else:
+            messages.success(request, _("Note added."))
     return _back(order)

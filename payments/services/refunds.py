@@ -28,6 +28,7 @@ from commerce.exceptions import RefundError
 from commerce.models import Order, OrderEvent
 from commerce.notifications import OrderNotice, order_announce
 from commerce.services.orders import TRANSITIONS, order_record_refund
+from commerce.services.submissions import submission_key_clean, submission_reused
 from core.exceptions import ApplicationError
 from core.money import Money
 from payments.gateways import GatewayError, gateway_for
@@ -82,17 +83,25 @@ def refund_request(
     user,
     reason: str = "",
     payment: Payment | None = None,
+    submission_key: str | None = None,
 ) -> Refund:
     """Refund ``amount_minor`` of what was paid for ``order`` (of ``payment`` when given).
 
     Returns the Refund, ``pending`` until the provider's webhook confirms it (its
     ``provider_refund_id`` is empty while the provider could not be reached; a task retries).
 
+    Idempotent per submission (ADR 0007): a ``submission_key`` (the refund form's one-time
+    token, the API's ``Idempotency-Key``) that already requested a refund of this order returns
+    that refund (``refund.replayed``) without asking for the money again; the check runs under
+    the order lock, so a double click refunds once.
+
     :raises RefundError: ``refund_amount_invalid`` (not a positive integer),
         ``refund_nothing_paid`` (no collected payment), ``refund_exceeds_paid`` (more than is
         left to refund; ``extra``: ``amount_minor``, ``remaining_minor``),
         ``refund_needs_split`` (no single payment covers it), ``refund_refused`` (the provider
         refused it; the row is kept as failed).
+    :raises SubmissionReusedError: the key already requested another amount.
+    :raises ApplicationError: ``submission_key_invalid``.
     """
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise RefundError(
@@ -101,8 +110,13 @@ def refund_request(
             extra={"amount_minor": amount_minor},
         )
     reason = (reason or "").strip()[: Refund._meta.get_field("reason").max_length]
+    submission_key = submission_key_clean(submission_key)
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
+        if submission_key:
+            replayed = _refund_of_submission(locked, submission_key, amount_minor, payment)
+            if replayed is not None:
+                return replayed
         payments = list(
             Payment.objects.select_for_update()
             .filter(order=locked, status=Payment.Status.SUCCEEDED)
@@ -152,14 +166,39 @@ def refund_request(
                 "payment_id": target.pk,
                 "amount_minor": amount_minor,
                 "currency": refund.currency,
+                **({"submission_key": submission_key} if submission_key else {}),
             },
         )
     try:
-        return refund_submit(refund=refund)
+        submitted = refund_submit(refund=refund)
     except GatewayError as error:  # transient: refund_submit fails the refund otherwise
         logger.warning("Refund %s not sent yet (%s); a task retries it.", refund.pk, error.code)
         _submit_later(refund.pk)
-        return refund
+        submitted = refund
+    submitted.replayed = False
+    return submitted
+
+
+def _refund_of_submission(
+    order: Order, submission_key: str, amount_minor: int, payment: Payment | None
+) -> Refund | None:
+    """The refund this submission key already requested for ``order`` (call under the order
+    lock), or None.
+
+    :raises SubmissionReusedError: the key requested another amount or payment.
+    """
+    requested = order.events.filter(
+        kind=Kind.REFUND_REQUESTED, data__submission_key=submission_key
+    ).first()
+    if requested is None:
+        return None
+    refund = Refund.objects.get(pk=requested.data["refund_id"])
+    if refund.amount_minor != amount_minor or (
+        payment is not None and refund.payment_id != payment.pk
+    ):
+        raise submission_reused()
+    refund.replayed = True
+    return refund
 
 
 def _submit_later(refund_id: int, countdown: int = 30) -> None:

@@ -294,7 +294,12 @@ def test_fulfil_through_the_intermediate_page_ships_the_order(staff_client, shop
     order = shops["a"]["order"]
     page = staff_client.get(f"{ORDERS}{order.pk}/fulfil/")
     assert page.status_code == 200
-    assert set(page.context["form"].fields) == {"carrier", "tracking_number", "tracking_url"}
+    assert set(page.context["form"].fields) == {
+        "carrier",
+        "tracking_number",
+        "tracking_url",
+        "submission_key",  # hidden: the form's one-time token
+    }
 
     response = staff_client.post(
         f"{ORDERS}{order.pk}/fulfil/",

@@ -153,6 +153,8 @@ def test_the_endpoint_is_documented_in_the_openapi_schema(tmp_path):
     operations = schema["paths"]["/api/orders/{id}/refunds/"]
     assert set(operations) >= {"get", "post"}
     post = operations["post"]
-    assert set(post["responses"]) == {"201", "400", "401", "403", "404", "409"}
+    assert set(post["responses"]) == {"201", "400", "401", "403", "404", "409", "422"}
+    headers = {p["name"] for p in post["parameters"] if p["in"] == "header"}
+    assert headers == {"Idempotency-Key"}
     body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body.endswith("/RefundRequest")
