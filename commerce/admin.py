@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
+from django.http import HttpResponseRedirect
 from django.utils.html import format_html
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from commerce.admin_csv import ProductCSVAdminMixin
 from commerce.admin_tenancy import MerchantScopedAdmin, MerchantScopedInline
-from commerce.forms import UniqueSkuInlineFormSet, VariantForm
+from commerce.exceptions import StockChangedError
+from commerce.forms import StockCountForm, UniqueSkuInlineFormSet, VariantForm
 from commerce.models import Category, Merchant, MerchantMembership, Product, ProductImage, Variant
 from commerce.selectors.access import merchants_for_user, user_is_operator, user_is_owner
 from core.money import Money
@@ -130,6 +132,29 @@ class CategoryAdmin(MerchantScopedAdmin):
         self.message_user(request, _("%d categories hidden.") % updated, messages.SUCCESS)
 
 
+class StockCountAdminMixin:
+    """A stock count refused at the last moment is reported, not a server error.
+
+    ``StockCountForm`` catches a stock that moved while the page was open as a field error; a
+    sale in the instant between that check and the write raises ``StockChangedError`` from the
+    save, inside the admin's transaction. Nothing was saved: say so and show the page again.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except StockChangedError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except StockChangedError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 class VariantInline(MerchantScopedInline, admin.TabularInline):
     model = Variant
     form = VariantForm
@@ -161,7 +186,7 @@ class ProductImageInline(MerchantScopedInline, admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(ProductCSVAdminMixin, MerchantScopedAdmin):
+class ProductAdmin(StockCountAdminMixin, ProductCSVAdminMixin, MerchantScopedAdmin):
     list_display = [
         "title",
         "title_ar",
@@ -230,7 +255,7 @@ class ProductAdmin(ProductCSVAdminMixin, MerchantScopedAdmin):
 
 
 @admin.register(Variant)
-class VariantAdmin(MerchantScopedAdmin):
+class VariantAdmin(StockCountAdminMixin, MerchantScopedAdmin):
     form = VariantForm
     list_display = [
         "sku",
@@ -251,6 +276,10 @@ class VariantAdmin(MerchantScopedAdmin):
     @admin.display(description=_("price"), ordering="price_minor")
     def price_display(self, obj):
         return _money(obj.price_minor, obj.currency)
+
+    def get_changelist_form(self, request, **kwargs):
+        # list_editable's stock column is a count too (Django's default form would not know).
+        return super().get_changelist_form(request, **{"form": StockCountForm, **kwargs})
 
     @admin.action(permissions=["change"], description=_("Make selected variants available"))
     def activate(self, request, queryset):

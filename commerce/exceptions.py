@@ -24,6 +24,15 @@ class OutOfStockError(ConflictError):
     default_code = "out_of_stock"
 
 
+class StockChangedError(ConflictError):
+    """Stock on hand moved (a sale, another edit) since staff read it; their count was not saved.
+
+    ``extra["variants"]`` lists ``{"variant_id", "sku", "seen", "current", "value"}`` per variant.
+    """
+
+    default_code = "stock_changed"
+
+
 class VoucherError(ApplicationError):
     """The voucher does not apply (unknown, expired, used up, minimum spend not reached)."""
 

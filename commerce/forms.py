@@ -1,6 +1,6 @@
 """Forms shared by the admin and the dashboard: catalog prices typed in major units (converted
-exactly to minor units), the fulfilment of an order, and the one-time submission token that
-makes a staff action harmless to submit twice."""
+exactly to minor units), stock counts that never undo a sale, the fulfilment of an order, and the
+one-time submission token that makes a staff action harmless to submit twice."""
 
 from __future__ import annotations
 
@@ -12,12 +12,95 @@ from django.core.validators import URLValidator
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import Variant
+from commerce.services.stock import StockCount, stock_on_hand_set
 from commerce.services.submissions import SUBMISSION_KEY_MAX
 from core.currencies import UnknownCurrencyError
 from core.money import Money
 
 
-class VariantForm(forms.ModelForm):
+class StockCountForm(forms.ModelForm):
+    """A variant form whose ``stock_on_hand`` is a count typed over the number the page showed.
+
+    ``Variant.save()`` never writes stock on hand (ADR 0004): a sale made while the page was
+    open would be undone. The field carries a hidden copy of the number it showed
+    (``show_hidden_initial``), and a changed number goes through ``stock_on_hand_set`` once the
+    variant is saved, which applies it only where the stock is still that number. The usual
+    case (a sale while the page was open) is a field error here, with the hidden copy moved to
+    the current stock so that saving again applies the number; a sale in the instant between
+    this check and the write raises ``StockChangedError`` from ``save()`` (the admin reports it).
+    Used by the variant change page, the product page's variant inline and ``list_editable``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "stock_on_hand" in self.fields:
+            self.fields["stock_on_hand"].show_hidden_initial = True
+
+    def _stock_seen(self) -> int | None:
+        """The number the page showed; without the hidden copy, the stock when this was read."""
+        raw = self.data.get(self["stock_on_hand"].html_initial_name)
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            return self.get_initial_for_field(self.fields["stock_on_hand"], "stock_on_hand")
+
+    def _stock_count(self) -> StockCount | None:
+        if "stock_on_hand" not in self.fields or self.instance._state.adding:
+            return None
+        value = getattr(self, "cleaned_data", {}).get("stock_on_hand")
+        seen = self._stock_seen()
+        if value is None or seen is None or value == seen:
+            return None
+        return StockCount(self.instance.pk, value=value, seen=seen)
+
+    def clean(self):
+        cleaned = super().clean()
+        count = self._stock_count()
+        if count is None:
+            return cleaned
+        current = (
+            Variant.objects.filter(pk=count.variant_id)
+            .values_list("stock_on_hand", flat=True)
+            .first()
+        )
+        if current is not None and current not in (count.seen, count.value):
+            self.add_error(
+                "stock_on_hand",
+                _(
+                    "The stock changed while you were editing: it is now %(current)d, not "
+                    "%(seen)d (a sale or another edit). Check the number and save again."
+                )
+                % {"current": current, "seen": count.seen},
+            )
+            # Saving again starts from the stock as it is now.
+            self.data = self.data.copy()
+            self.data[self["stock_on_hand"].html_initial_name] = str(current)
+        return cleaned
+
+    def save(self, commit=True):
+        count = self._stock_count()
+        variant = super().save(commit=commit)
+        if count is None:
+            return variant
+        if commit:
+            self._stock_apply(count)
+        else:  # the admin saves the variant, then calls save_m2m()
+            save_m2m = self.save_m2m
+
+            def save_m2m_and_stock():
+                save_m2m()
+                self._stock_apply(count)
+
+            self.save_m2m = save_m2m_and_stock
+        return variant
+
+    def _stock_apply(self, count: StockCount) -> None:
+        """:raises StockChangedError: a sale moved the stock after ``clean()`` looked."""
+        stock_on_hand_set(counts=[count])
+        self.instance.refresh_from_db(fields=["stock_on_hand", "stock_reserved", "updated_at"])
+
+
+class VariantForm(StockCountForm):
     """Price typed as "12.50", stored exactly in ``price_minor``; currency: the shop's default."""
 
     price = forms.CharField(

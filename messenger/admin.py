@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from commerce.admin_tenancy import MerchantScopedAdmin
 from messenger.models import MessengerPage
+from messenger.services.pages import page_token_rejection_clear
 from messenger.services.profile import (
     ProfileInvalid,
     ProfileRateLimited,
@@ -74,7 +75,7 @@ class MessengerPageForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # Never hand the plaintext to the page, and count an empty input as "unchanged".
         self.initial["access_token"] = ""
-        self._token_replaced = False
+        self.token_replaced = False
         if "get_started_payload" in self.fields:  # empty: the default GET_STARTED
             self.fields["get_started_payload"].required = False
 
@@ -105,16 +106,10 @@ class MessengerPageForm(forms.ModelForm):
                 )
             cleaned["access_token"] = ""
         elif new_token:
-            self._token_replaced = new_token != self.instance.access_token
+            self.token_replaced = new_token != self.instance.access_token
         else:
             cleaned["access_token"] = self.instance.access_token or ""
         return cleaned
-
-    def save(self, commit=True):
-        if self._token_replaced:
-            # A new token is a fix for a rejected one: let the outbox use the page again.
-            self.instance.token_invalid_at = None
-        return super().save(commit=commit)
 
 
 @admin.register(MessengerPage)
@@ -152,6 +147,12 @@ class MessengerPageAdmin(MerchantScopedAdmin):
         "profile_preview",
     ]
     actions = ["push_messenger_profile"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.token_replaced:
+            # A new token is a fix for a rejected one: let the outbox use the page again.
+            page_token_rejection_clear(page=obj)
 
     def get_fields(self, request, obj=None):
         fields = [name for name in super().get_fields(request, obj) if name != "stored_token"]

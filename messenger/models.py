@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from commerce.models import Merchant
 from core.fields import EncryptedTextField
-from core.models import TimeStampedModel
+from core.models import ServiceOwnedColumns, TimeStampedModel
 
 # Messenger's welcome screen greeting: at most 160 characters, with these personalization tags.
 GREETING_MAX_LENGTH = 160
@@ -31,8 +31,16 @@ def validate_greeting(value: str) -> None:
         )
 
 
-class MessengerPage(TimeStampedModel):
-    """A Facebook Page connected to a merchant; webhook entries are routed by ``page_id``."""
+class MessengerPage(ServiceOwnedColumns, TimeStampedModel):
+    """A Facebook Page connected to a merchant; webhook entries are routed by ``page_id``.
+
+    What the Graph API last said about the page (``token_invalid_at``, ``profile_synced_at``,
+    ``profile_sync_error``) is recorded by the outbox and the profile sync while staff may be
+    editing the page: ``save()`` of an existing page never writes it (see
+    ``messenger.services.pages``).
+    """
+
+    service_owned_fields = ("token_invalid_at", "profile_synced_at", "profile_sync_error")
 
     class Mode(models.TextChoices):
         CHECKOUT_PAGE = "checkout_page", _("Checkout page (webview)")

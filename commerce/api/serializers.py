@@ -207,6 +207,13 @@ class CategorySerializer(MerchantOwnedSerializer):
         return False
 
 
+class StockSeenField(serializers.IntegerField):
+    """Read: the variant's stock on hand (so a representation sent back carries what it saw)."""
+
+    def get_attribute(self, instance):
+        return instance.stock_on_hand
+
+
 class VariantSerializer(serializers.ModelSerializer):
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all())
     merchant = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -216,6 +223,17 @@ class VariantSerializer(serializers.ModelSerializer):
         help_text="ISO 4217 code; defaults to the shop's currency on create.",
     )
     price = MoneySerializer(read_only=True)
+    stock_on_hand_seen = StockSeenField(
+        required=False,
+        min_value=0,
+        help_text=(
+            "The stock_on_hand your change starts from: reads return it equal to stock_on_hand; "
+            "send it back with a new stock_on_hand. The change applies only if the stock is "
+            "still this number (else 409 stock_changed, nothing saved), so a sale made since "
+            "you read the variant is never undone. Without it: the stock when the request is "
+            "read."
+        ),
+    )
     stock_available = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -232,6 +250,7 @@ class VariantSerializer(serializers.ModelSerializer):
             "currency",
             "price",
             "stock_on_hand",
+            "stock_on_hand_seen",
             "stock_reserved",
             "stock_available",
             "is_active",

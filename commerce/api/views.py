@@ -64,6 +64,7 @@ from commerce.services.orders import (
     order_mark_delivered,
 )
 from commerce.services.pricing import PriceBreakdown
+from commerce.services.stock import StockCount, stock_on_hand_set
 from core.exceptions import ApplicationError, ConflictError
 
 logger = logging.getLogger(__name__)
@@ -104,12 +105,23 @@ LIST_ERRORS = {400: E400_FILTER, 401: E401, 403: E403, 404: E404}
 DETAIL_ERRORS = {401: E401, 403: E403, 404: E404}
 WRITE_ERRORS = {400: E400, 401: E401, 403: E403}
 CHANGE_ERRORS = {400: E400, 401: E401, 403: E403, 404: E404}
+E409_STOCK = error_response(
+    "stock_on_hand moved (a sale, another edit) since the value in stock_on_hand_seen (or, "
+    "without it, since this request read the variant): nothing was saved; read it again.",
+    (
+        "stock_changed",
+        "The stock of TEE-M changed while you were editing it: it is now 9, not 10 (a sale or "
+        "another edit). Nothing was saved; check the number and save again.",
+        "stock_changed",
+    ),
+)
 DELETE_ERRORS = {401: E401, 403: E403, 404: E404, 409: E409}
 ACTION_ERRORS = {400: E400, 401: E401, 403: E403, 404: E404, 409: E409}
 
 
-def crud_schema(serializer, noun: str):
+def crud_schema(serializer, noun: str, change_errors: dict | None = None):
     """``extend_schema_view`` for a ModelViewSet: documented bodies, responses and errors."""
+    change_errors = change_errors or CHANGE_ERRORS
     return extend_schema_view(
         list=extend_schema(
             summary=f"List {noun}s", responses={200: serializer(many=True), **LIST_ERRORS}
@@ -125,12 +137,12 @@ def crud_schema(serializer, noun: str):
         update=extend_schema(
             summary=f"Replace a {noun}",
             request=serializer,
-            responses={200: serializer, **CHANGE_ERRORS},
+            responses={200: serializer, **change_errors},
         ),
         partial_update=extend_schema(
             summary=f"Change some fields of a {noun}",
             request=serializer,
-            responses={200: serializer, **CHANGE_ERRORS},
+            responses={200: serializer, **change_errors},
         ),
         destroy=extend_schema(
             summary=f"Delete a {noun}",
@@ -241,9 +253,13 @@ class ProductViewSet(CatalogViewSet):
     ordering = ["position", "title", "id"]
 
 
-@crud_schema(serializers.VariantSerializer, "variant")
+@crud_schema(serializers.VariantSerializer, "variant", {**CHANGE_ERRORS, 409: E409_STOCK})
 class VariantViewSet(CatalogViewSet):
-    """Buyable variants: price in minor units of a currency, stock on hand."""
+    """Buyable variants: price in minor units of a currency, stock on hand.
+
+    A change of ``stock_on_hand`` is a count over ``stock_on_hand_seen`` (ADR 0004): it applies
+    only where the stock is still that number, else 409 ``stock_changed`` and nothing is saved.
+    """
 
     base_queryset = Variant.objects.all()
     serializer_class = serializers.VariantSerializer
@@ -254,6 +270,23 @@ class VariantViewSet(CatalogViewSet):
 
     def _merchant_id_of_new(self, data: dict) -> int:
         return data["product"].merchant_id
+
+    def perform_create(self, serializer) -> None:
+        serializer.validated_data.pop("stock_on_hand_seen", None)  # a new row has no past
+        super().perform_create(serializer)
+
+    def perform_update(self, serializer) -> None:
+        """Save the other fields (``Variant.save()`` never writes the stock), then the count."""
+        variant = serializer.instance
+        value = serializer.validated_data.pop("stock_on_hand", None)
+        seen = serializer.validated_data.pop("stock_on_hand_seen", None)
+        if seen is None:  # the caller did not say: the stock when this request read it
+            seen = variant.stock_on_hand
+        with transaction.atomic():
+            self._save(serializer)
+            if value is not None and value != seen:
+                stock_on_hand_set(counts=[StockCount(variant.pk, value=value, seen=seen)])
+                variant.refresh_from_db(fields=["stock_on_hand", "stock_reserved", "updated_at"])
 
 
 # -- customers and carts ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from commerce.models.merchants import Merchant
 from commerce.validators import validate_product_image
 from core.currencies import CURRENCY_CHOICES
-from core.models import TimeStampedModel
+from core.models import ServiceOwnedColumns, TimeStampedModel
 from core.money import Money
 
 
@@ -118,8 +118,16 @@ class Product(TimeStampedModel):
         )
 
 
-class Variant(TimeStampedModel):
-    """A buyable version of a product (size, colour...). SKUs are unique within a merchant."""
+class Variant(ServiceOwnedColumns, TimeStampedModel):
+    """A buyable version of a product (size, colour...). SKUs are unique within a merchant.
+
+    Both stock counters are service-owned (ADR 0002, 0004): ``save()`` of an existing variant
+    never writes them. ``stock_reserved`` changes only in ``commerce.services.stock``;
+    ``stock_on_hand`` is also lowered there by sales, and staff set it through
+    ``stock_on_hand_set``, which applies a count only where the stock is still what they saw.
+    """
+
+    service_owned_fields = ("stock_on_hand", "stock_reserved")
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
     # Copied from the product on save: lets the database enforce SKU uniqueness per merchant.

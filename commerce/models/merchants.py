@@ -4,7 +4,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from core.currencies import CURRENCY_CHOICES
-from core.models import TimeStampedModel
+from core.models import ServiceOwnedColumns, TimeStampedModel
 
 
 class Locale(models.TextChoices):
@@ -12,8 +12,13 @@ class Locale(models.TextChoices):
     ARABIC = "ar", _("Arabic")
 
 
-class Merchant(TimeStampedModel):
-    """A shop selling through one or more Messenger pages."""
+class Merchant(ServiceOwnedColumns, TimeStampedModel):
+    """A shop selling through one or more Messenger pages.
+
+    ``order_sequence`` is handed out by ``order_number_assign``; ``save()`` never writes it.
+    """
+
+    service_owned_fields = ("order_sequence",)
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from commerce.models.merchants import Merchant
 from core.currencies import CURRENCY_CHOICES
-from core.models import TimeStampedModel
+from core.models import ServiceOwnedColumns, TimeStampedModel
 from core.money import Money
 
 
@@ -52,8 +52,14 @@ class ShippingMethod(TimeStampedModel):
         return not self.countries or country.upper() in {c.upper() for c in self.countries}
 
 
-class Voucher(TimeStampedModel):
-    """A discount code: a percentage or a fixed amount, within dates, limits and a minimum spend."""
+class Voucher(ServiceOwnedColumns, TimeStampedModel):
+    """A discount code: a percentage or a fixed amount, within dates, limits and a minimum spend.
+
+    ``times_used`` is counted by the order services (one conditional ``UPDATE`` per placement,
+    given back on expiry or cancellation); ``save()`` of an existing voucher never writes it.
+    """
+
+    service_owned_fields = ("times_used",)
 
     class Kind(models.TextChoices):
         PERCENTAGE = "percentage", _("Percentage")

@@ -7,7 +7,7 @@ File format (what :func:`catalog_csv_export` writes and :func:`catalog_csv_impor
 - Required columns: ``handle``, ``title``, ``sku``, ``price``. Optional: ``title_ar``,
   ``description``, ``description_ar``, ``category``, ``category_name``, ``category_name_ar``,
   ``product_active``, ``variant_name``, ``variant_name_ar``, ``options``, ``currency``, ``stock``,
-  ``variant_active``. Any other column is an error.
+  ``stock_at_export``, ``variant_active``. Any other column is an error.
 - Rows sharing a ``handle`` are the variants of one product; the product columns (``title``...
   ``product_active``) and a category's names must agree across its rows.
 - A variant is matched by ``sku`` within the product; a SKU of *another* product is an error.
@@ -19,6 +19,12 @@ What a cell means
 - A column present in the file is the truth, empty cells included: empty text clears the text,
   an empty ``category`` removes the category, an empty boolean is ``true``, an empty ``stock``
   is 0, an empty ``currency`` is the merchant's default currency.
+- ``stock`` of an existing variant is a count over what the file showed (ADR 0004): the export
+  writes the stock twice, in ``stock`` and ``stock_at_export``. A row whose ``stock`` still equals
+  its ``stock_at_export`` leaves the stock alone, whatever sales happened since the export; a
+  changed one applies only if the shop's stock is still ``stock_at_export`` (or already the new
+  number), else the row is refused with the current stock and nothing is imported. Without that
+  column (or with an empty cell) ``stock`` is the count as of the import.
 - ``price`` is in major units with a dot ("12.50" USD, "500" JPY, "1.250" KWD) and may not have
   more decimals than the currency allows; it is converted exactly with ``Money.from_major``.
 - ``options`` is ``size=M;colour=Red`` (``\\;``, ``\\=`` and ``\\\\`` escape the separators) or a
@@ -46,16 +52,19 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.validators import slug_unicode_re
-from django.db import IntegrityError, connection, connections, router, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Prefetch, QuerySet
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from commerce.exceptions import CatalogImportError
+from commerce.exceptions import CatalogImportError, StockChangedError
 from commerce.models import Category, Merchant, Product, Variant
+from commerce.services.stock import StockCount, stock_on_hand_set
+from core.bulk import values_update
 from core.currencies import UnknownCurrencyError, normalize_currency
+from core.models import service_owned_fields_refuse
 from core.money import Money
 
 __all__ = [
@@ -85,6 +94,7 @@ COLUMNS: tuple[str, ...] = (
     "price",
     "currency",
     "stock",
+    "stock_at_export",
     "variant_active",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("handle", "title", "sku", "price")
@@ -156,6 +166,7 @@ class _Row:
     category_slug: str | None  # None: no category column; "": no category
     category_names: dict[str, str]
     variant: dict[str, Any]
+    stock_seen: int | None = None  # the ``stock_at_export`` cell
 
 
 @dataclass
@@ -432,17 +443,12 @@ def _parse_row(
         variant["options"] = options
 
     if "stock" in cells:
-        raw_stock = cells["stock"] or "0"
-        if not _STOCK_RE.fullmatch(raw_stock):
-            errors.append(
-                _("stock: “%(value)s” is not a whole number.") % {"value": cells["stock"]}
-            )
-        elif int(raw_stock) < 0:
-            errors.append(_("stock: cannot be negative."))
-        elif int(raw_stock) > _MAX_STOCK:
-            errors.append(_("stock: too large."))
-        else:
-            variant["stock_on_hand"] = int(raw_stock)
+        stock = _parse_stock("stock", cells["stock"] or "0", errors)
+        if stock is not None:
+            variant["stock_on_hand"] = stock
+    stock_seen = None
+    if cells.get("stock_at_export"):
+        stock_seen = _parse_stock("stock_at_export", cells["stock_at_export"], errors)
 
     # Currency: the cell, else (column absent) the existing variant's, else the merchant's.
     currency: str | None = None
@@ -496,9 +502,24 @@ def _parse_row(
                 column: cells[column] for column in CATEGORY_NAME_COLUMNS if column in cells
             },
             variant=variant,
+            stock_seen=stock_seen,
         ),
         [],
     )
+
+
+def _parse_stock(column: str, raw: str, errors: list[str]) -> int | None:
+    if not _STOCK_RE.fullmatch(raw):
+        errors.append(
+            _("%(column)s: “%(value)s” is not a whole number.") % {"column": column, "value": raw}
+        )
+    elif int(raw) < 0:
+        errors.append(_("%(column)s: cannot be negative.") % {"column": column})
+    elif int(raw) > _MAX_STOCK:
+        errors.append(_("%(column)s: too large.") % {"column": column})
+    else:
+        return int(raw)
+    return None
 
 
 def catalog_csv_validate(*, merchant: Merchant, file: IO[bytes] | bytes) -> ValidationReport:
@@ -708,66 +729,19 @@ def _apply(obj, values: dict[str, Any]) -> set[str]:
     return changed
 
 
-def _values_update_supported(connection) -> bool:
-    """``WITH data AS (VALUES ...) UPDATE ... FROM data``: PostgreSQL, and SQLite from 3.33."""
-    if connection.vendor == "postgresql":
-        return True
-    return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 33)
-
-
 def _bulk_update(model, objs: list, attributes: set[str], *, now) -> None:
     """Write ``attributes`` of ``objs`` (each row its own values) and stamp ``updated_at``.
 
-    Why not ``bulk_update``: it builds a ``CASE WHEN pk = ...`` expression per row and field,
-    which takes Django about a millisecond each, 12 s for 10,000 changed prices. Joining the
-    table to a list of ``VALUES`` does the same in one statement per thousand rows, under a
-    second. Other databases fall back to ``bulk_update``.
+    Never a service-owned column (stock on hand goes through ``stock_on_hand_set``).
     """
     if not objs:
         return
+    service_owned_fields_refuse(model, attributes)
+    names = sorted(attributes)
     for obj in objs:
         obj.updated_at = now
-    connection = connections[router.db_for_write(model)]
-    meta = model._meta
-    fields = [meta.get_field(attribute) for attribute in sorted(attributes)]
-    stamp_field = meta.get_field("updated_at")
-    if not _values_update_supported(connection):
-        names = [field.name for field in fields]
-        model.objects.bulk_update(objs, [*names, "updated_at"], batch_size=WRITE_BATCH_SIZE)
-        return
-
-    quote = connection.ops.quote_name
-    table, data, pk = quote(meta.db_table), quote("data"), quote(meta.pk.column)
-    columns = [meta.pk, *fields]
-    # One CAST per value: VALUES has no column types, and PostgreSQL would guess text.
-    row_sql = "({})".format(
-        ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in columns)
-    )
-    column_list = ", ".join(quote(field.column) for field in columns)
-    assignments = ", ".join(
-        f"{quote(field.column)} = {data}.{quote(field.column)}" for field in fields
-    )
-    max_params = connection.features.max_query_params or 65_000
-    batch_size = min(WRITE_BATCH_SIZE, (max_params - 1) // len(columns))
-    stamp = stamp_field.get_db_prep_save(now, connection)
-    with connection.cursor() as cursor:
-        for batch in _chunks(objs, batch_size):
-            params: list[Any] = []
-            for obj in batch:
-                params.append(obj.pk)
-                params.extend(
-                    field.get_db_prep_save(getattr(obj, field.attname), connection)
-                    for field in fields
-                )
-            params.append(stamp)
-            # Only model metadata is interpolated (quoted); every value is a parameter.
-            values = ", ".join([row_sql] * len(batch))
-            sql = (
-                f"WITH {data} ({column_list}) AS (VALUES {values}) "  # noqa: S608
-                f"UPDATE {table} SET {assignments}, {quote(stamp_field.column)} = %s "
-                f"FROM {data} WHERE {table}.{pk} = {data}.{pk}"
-            )
-            cursor.execute(sql, params)
+    rows = [(obj.pk, *(getattr(obj, name) for name in names)) for obj in objs]
+    values_update(model, rows, fields=names, constants={"updated_at": now})
 
 
 def _write(*, merchant: Merchant, report: ValidationReport) -> ImportResult:
@@ -821,6 +795,7 @@ def _write(*, merchant: Merchant, report: ValidationReport) -> ImportResult:
     new_variants: list[Variant] = []
     changed_variants: list[Variant] = []
     variant_fields: set[str] = set()
+    counts: dict[int, tuple[StockCount, _Row]] = {}
     for row in rows:
         product_id = product_ids[row.handle]
         values = dict(row.variant)
@@ -841,11 +816,20 @@ def _write(*, merchant: Merchant, report: ValidationReport) -> ImportResult:
                     **values,
                 )
             )
-        elif changed := _apply(variant, values):
-            variant_fields |= changed
-            changed_variants.append(variant)
+        else:
+            if "stock_on_hand" in values:
+                # Read in this transaction, but not locked: stock_on_hand_set checks it again.
+                seen = variant.stock_on_hand if row.stock_seen is None else row.stock_seen
+                value = values.pop("stock_on_hand")
+                if value != seen:
+                    counts[variant.pk] = (StockCount(variant.pk, value=value, seen=seen), row)
+            if changed := _apply(variant, values):
+                variant_fields |= changed
+                changed_variants.append(variant)
     Variant.objects.bulk_create(new_variants, batch_size=WRITE_BATCH_SIZE)
     _bulk_update(Variant, changed_variants, variant_fields, now=now)
+    restocked = _write_stock_counts(counts)
+    updated_variants = len({variant.pk for variant in changed_variants} | restocked)
 
     return ImportResult(
         rows=len(rows),
@@ -853,11 +837,48 @@ def _write(*, merchant: Merchant, report: ValidationReport) -> ImportResult:
         products_updated=len(changed_products),
         products_unchanged=len(existing_products) - len(changed_products),
         variants_created=len(new_variants),
-        variants_updated=len(changed_variants),
-        variants_unchanged=len(rows) - len(new_variants) - len(changed_variants),
+        variants_updated=updated_variants,
+        variants_unchanged=len(rows) - len(new_variants) - updated_variants,
         categories_created=categories_created,
         categories_updated=categories_updated,
     )
+
+
+def _write_stock_counts(counts: dict[int, tuple[StockCount, _Row]]) -> set[int]:
+    """Apply the stock cells that changed; the ids of the variants whose stock changed.
+
+    :raises CatalogImportError: a variant's stock moved since the export (or while importing).
+    """
+    try:
+        return stock_on_hand_set(counts=[count for count, _row in counts.values()])
+    except StockChangedError as exc:
+        errors = []
+        for moved in exc.extra["variants"]:
+            row = counts[moved["variant_id"]][1]
+            if row.stock_seen is None:
+                message = _(
+                    "stock: the stock of %(sku)s changed while importing (it is now "
+                    "%(current)d). Import the file again."
+                )
+            else:
+                message = _(
+                    "stock: the stock of %(sku)s is now %(current)d, not %(seen)d as in "
+                    "stock_at_export (a sale or another edit since the export). Check the stock "
+                    "cell, set stock_at_export to %(current)d and import again, or export again."
+                )
+            errors.append(RowError(line=row.line, errors=(message % moved,)))
+        errors.sort(key=lambda error: error.line)
+        message = ngettext(
+            "The stock of %(count)d variant changed since the file was read; nothing was imported.",
+            "The stock of %(count)d variants changed since the file was read; nothing was "
+            "imported.",
+            len(errors),
+        ) % {"count": len(errors)}
+        raise CatalogImportError(
+            message,
+            code="catalog_stock_changed",
+            extra={"rows": [error.as_dict() for error in errors], "file_errors": []},
+        ) from None
 
 
 def _default_variant_name(row: _Row, first: _Row) -> str:
@@ -961,6 +982,7 @@ def _export_row(product: Product, variant: Variant) -> list[str]:
         f"{Money(variant.price_minor, variant.currency).to_major():f}",
         variant.currency,
         str(variant.stock_on_hand),
+        str(variant.stock_on_hand),  # stock_at_export
         flag(variant.is_active),
     )
     return [_escape_formula(value) for value in values]

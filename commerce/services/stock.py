@@ -13,8 +13,13 @@ Python and writing it back:
 * selling and releasing act only on ACTIVE reservations and flip them in the same transaction,
   so a second call (a replayed webhook, a racing expiry sweep) finds nothing to do.
 
-Every function here expects to run inside ``transaction.atomic`` while the caller holds the
+The order functions here expect to run inside ``transaction.atomic`` while the caller holds the
 order's row lock (``select_for_update``); the order services in ``commerce.services.orders`` do.
+
+Staff set ``stock_on_hand`` too (admin, API, CSV import), always through
+:func:`stock_on_hand_set`: a count applies only where the stock is still the number the person
+was shown, so a sale made while they typed is never undone (ADR 0004). ``Variant.save()`` of an
+existing row writes neither column.
 """
 
 from __future__ import annotations
@@ -24,15 +29,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from commerce.exceptions import OutOfStockError
+from commerce.exceptions import OutOfStockError, StockChangedError
 from commerce.models import Order, StockReservation, Variant
+from core.bulk import values_update
 
-__all__ = ["StockMovement", "stock_release", "stock_reserve", "stock_sell"]
+__all__ = [
+    "StockCount",
+    "StockMovement",
+    "stock_on_hand_set",
+    "stock_release",
+    "stock_reserve",
+    "stock_sell",
+]
+
+_LOCK_BATCH_SIZE = 900  # ids per SELECT: under SQLite's 999 parameters
 
 
 @dataclass(frozen=True)
@@ -159,3 +176,92 @@ def stock_release(*, order: Order) -> StockMovement:
     for variant_id, quantity in sorted(movement.quantities.items()):
         Variant.objects.filter(pk=variant_id).update(stock_reserved=F("stock_reserved") - quantity)
     return movement
+
+
+# -- staff counts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StockCount:
+    """Staff's stock on hand for a variant: ``value``, typed while being shown ``seen``."""
+
+    variant_id: int
+    value: int
+    seen: int
+
+
+def stock_on_hand_set(*, counts: Iterable[StockCount]) -> set[int]:
+    """Set the stock on hand staff typed, each only where the stock is still what they saw.
+
+    Staff type a number looking at a page, a REST representation or a file read earlier; a sale
+    may have lowered the stock since. Writing their number anyway would undo that sale (and
+    show units the shop no longer has), so a count applies only where ``stock_on_hand`` still
+    equals ``seen``; one already at ``value`` is done already (a form sent twice). Otherwise
+    nothing of this call is written and the error says what the stock is now, so the person
+    can look again. ``stock_reserved`` is never touched. A variant deleted meanwhile is skipped.
+
+    The variants are locked in ascending id order, as reservations lock them. Returns the ids of
+    the variants whose stock changed.
+
+    :raises StockChangedError: a variant's stock is neither ``seen`` nor ``value``;
+        ``extra["variants"]`` lists ``{"variant_id", "sku", "seen", "current", "value"}``.
+    """
+    wanted = {count.variant_id: count for count in counts}
+    if not wanted:
+        return set()
+    no_key = connection.features.has_select_for_no_key_update
+    ids = sorted(wanted)
+    with transaction.atomic():
+        current: dict[int, tuple[str, int]] = {}
+        for start in range(0, len(ids), _LOCK_BATCH_SIZE):
+            locked = (
+                Variant.objects.select_for_update(no_key=no_key)
+                .filter(pk__in=ids[start : start + _LOCK_BATCH_SIZE])
+                .order_by("pk")
+                .values_list("pk", "sku", "stock_on_hand")
+            )
+            current.update((pk, (sku, stock)) for pk, sku, stock in locked)
+        moved = [
+            {
+                "variant_id": pk,
+                "sku": current[pk][0],
+                "seen": wanted[pk].seen,
+                "current": current[pk][1],
+                "value": wanted[pk].value,
+            }
+            for pk in ids
+            if pk in current and current[pk][1] not in (wanted[pk].seen, wanted[pk].value)
+        ]
+        if moved:
+            raise _stock_changed(moved)
+        changes = [
+            (pk, wanted[pk].value)
+            for pk in ids
+            if pk in current and current[pk][1] != wanted[pk].value
+        ]
+        values_update(
+            Variant, changes, fields=["stock_on_hand"], constants={"updated_at": timezone.now()}
+        )
+    return {pk for pk, _value in changes}
+
+
+def _stock_changed(moved: list[dict]) -> StockChangedError:
+    if len(moved) == 1:
+        [one] = moved
+        message = (
+            _(
+                "The stock of %(sku)s changed while you were editing it: it is now %(current)d, "
+                "not %(seen)d (a sale or another edit). Nothing was saved; check the number and "
+                "save again."
+            )
+            % one
+        )
+    else:
+        message = ngettext(
+            "The stock of %(count)d variant changed while you were editing (%(skus)s). "
+            "Nothing was saved; check the numbers and save again.",
+            "The stock of %(count)d variants changed while you were editing (%(skus)s). "
+            "Nothing was saved; check the numbers and save again.",
+            len(moved),
+        ) % {"count": len(moved), "skus": ", ".join(item["sku"] for item in moved[:10])}
+    return StockChangedError(message, extra={"variants": moved})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.test import TestCase
 
-from commerce.models import Order
+from commerce.models import Order, Variant
 from commerce.tasks import order_paid_alert_staff
 from messenger import events as ev
 from messenger.events import event_parse
@@ -108,8 +108,7 @@ def test_pre_checkout_without_stock_fails_in_the_shoppers_language(client):
 
 def test_pre_checkout_with_stock_reserved_by_others_fails(client):
     shop = shop_create(stock=1)
-    shop.variant.stock_reserved = 1
-    shop.variant.save(update_fields=["stock_reserved"])
+    Variant.objects.filter(pk=shop.variant.pk).update(stock_reserved=1)
 
     assert post(client, pre_checkout(shop)).json()["error"]["code"] == "out_of_stock"
 

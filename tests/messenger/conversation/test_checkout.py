@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from commerce.models import Address, Cart, CartLine, Order, OrderEvent, Voucher
+from commerce.models import Address, Cart, CartLine, Order, OrderEvent, Variant, Voucher
 from commerce.services.addresses import address_save
 from commerce.services.carts import cart_apply_voucher, cart_get_open
 from core.money import Money
@@ -551,8 +551,8 @@ def test_empty_cart_says_so_with_a_way_to_shop(chat, standard):
 def test_out_of_stock_at_placement(chat, variant, standard):
     saved_details(chat)
     cart_with(chat, variant, quantity=2)
-    variant.stock_on_hand = 1  # someone else bought the rest meanwhile
-    variant.save()
+    # Someone else bought the rest meanwhile.
+    Variant.objects.filter(pk=variant.pk).update(stock_on_hand=1)
 
     [refusal] = chat.postback("CHECKOUT")
 
@@ -567,8 +567,7 @@ def test_out_of_stock_at_placement(chat, variant, standard):
 def test_sold_out_at_placement_in_arabic(chat_ar, variant, standard):
     saved_details(chat_ar)
     cart_with(chat_ar, variant)
-    variant.stock_on_hand = 0
-    variant.save()
+    Variant.objects.filter(pk=variant.pk).update(stock_on_hand=0)
 
     [refusal] = chat_ar.postback("CHECKOUT")
 
