@@ -10,6 +10,9 @@ from django.utils import timezone
 from commerce.models import Merchant, MerchantMembership
 from messenger.admin import mask_token
 from messenger.models import MessengerPage
+from messenger.services.profile import messenger_profile_sync
+from tests.html_forms import form_values
+from tests.interleave import committed_before_first_write
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +180,31 @@ def test_page_id_must_be_digits(operator_client, page_a):
     assert response.status_code == 200
     page_a.refresh_from_db()
     assert page_a.page_id == "111"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_saving_the_page_keeps_a_token_rejection_recorded_while_it_was_saving(
+    operator_client, page_a, graph_stub, settings
+):
+    """Graph rejects the token (a profile push) while staff rename the page: the flag stays, so
+    the outbox holds the page's messages and Needs attention lists it (ADR 0004)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "p"}
+    }
+    graph_stub.fail_next(status=400, code=190, subcode=460, message="Invalid OAuth access token")
+    values = form_values(operator_client.get(_change_url(page_a)).content, "messengerpage_form")
+    values["name"] = "Alpha shop page"
+
+    def push_profile():
+        return messenger_profile_sync(page=MessengerPage.objects.get(pk=page_a.pk))
+
+    with committed_before_first_write("messenger_messengerpage", push_profile) as pushed:
+        response = operator_client.post(_change_url(page_a), {**values, "_continue": "1"})
+
+    assert response.status_code == 302
+    assert not pushed[0].ok
+    page_a.refresh_from_db()
+    assert page_a.name == "Alpha shop page"
+    assert page_a.token_invalid_at is not None
+    assert page_a.profile_sync_error.startswith("Graph API error 190/460")
