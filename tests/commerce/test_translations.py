@@ -18,11 +18,18 @@ from babel.messages.pofile import read_po
 from django.apps import apps
 from django.utils import translation
 
-from commerce.exceptions import AddressError, InvalidTransition, OutOfStockError, VoucherError
+from commerce.exceptions import (
+    AddressError,
+    InvalidTransition,
+    OutOfStockError,
+    StockChangedError,
+    VoucherError,
+)
 from commerce.models import Order
 from commerce.services.addresses import phone_normalize
 from commerce.services.carts import cart_add, cart_apply_voucher, cart_get_open
 from commerce.services.orders import order_create_from_cart, order_mark_delivered
+from commerce.services.stock import StockCount, stock_on_hand_set
 from core.exceptions import ApplicationError
 from tests.factories import customer_create, merchant_create, variant_create
 
@@ -119,6 +126,20 @@ def test_illegal_order_transition_names_the_status_in_arabic(pending_order):
 
     assert "awaiting payment" not in arabic.message
     assert "marked delivered" not in arabic.message
+
+
+def test_a_stock_count_refused_after_a_sale_is_arabic(merchant):
+    """Merchants read it in the admin and the API, in their language."""
+    variant = variant_create(merchant=merchant, sku="TEE-M", stock=8)
+    count = StockCount(variant.pk, value=20, seen=10)  # a sale took 10 to 8 meanwhile
+
+    english, arabic = _both(lambda: stock_on_hand_set(counts=[count]))
+
+    assert isinstance(arabic, StockChangedError)
+    assert english.message.startswith(
+        "The stock of TEE-M changed while you were editing it: it is now 8, not 10"
+    )
+    assert "TEE-M" in arabic.message and "8" in arabic.message
 
 
 # --------------------------------------------------------------------------------------------
