@@ -456,3 +456,17 @@ def test_csv_file_imported_twice_sets_the_count_once(shop):
 
     assert again.variants_unchanged == 1
     assert stock(shop.variant) == (15, 2, 13)
+
+
+def test_csv_bad_stock_at_export_cell_is_refused_with_its_column(shop):
+    rows = _export(shop)
+    _set(rows, "stock", "20")
+    _set(rows, "stock_at_export", "-1")
+
+    with pytest.raises(CatalogImportError) as refused:
+        catalog_csv_import(merchant=shop.merchant, file=_csv(rows))
+
+    assert refused.value.extra["rows"] == [
+        {"line": 2, "errors": ["stock_at_export: cannot be negative."]}
+    ]
+    assert stock(shop.variant) == (10, 2, 8)
