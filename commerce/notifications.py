@@ -69,6 +69,8 @@ class OrderNotice(StrEnum):
     FULFILLED = "fulfilled"  # data: shipment (one notice per shipment, partial ones included)
     DELIVERED = "delivered"  # data: shipments (the ones marked delivered by this call)
     REFUNDED = "refunded"  # data: amount_minor, reference, fully_refunded
+    # A refund the shopper was told about failed afterwards: data: amount_minor, reference
+    REFUND_FAILED = "refund_failed"
 
 
 logger = logging.getLogger(__name__)

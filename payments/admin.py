@@ -4,8 +4,9 @@ money moves only through ``payments.services``.
 - Payments and refunds are merchant-owned (through their order) and scoped like every other
   merchant row (``MerchantScopedAdmin``, ``merchant_path="order__merchant"``).
 - A payment's page has a *Refund* button (owners, managers and operators, while something is
-  left to refund) that opens ``admin/payments/payment/<id>/refund/``: amount in major units and
-  a reason, then ``refund_request``. It lives here because commerce's order admin must not
+  left to refund of *that payment*) that opens ``admin/payments/payment/<id>/refund/``: amount
+  in major units (at most what the payment collected minus its refunds) and a reason, then
+  ``refund_request`` against that payment. It lives here because commerce's order admin must not
   import payments.
 - Provider events (the webhook inbox) are for operators only, with a *Re-process* action for
   failed or ignored ones.
@@ -138,7 +139,7 @@ class PaymentAdmin(_ReadOnlyScopedAdmin):
             context["can_refund"] = (
                 obj.status == Payment.Status.SUCCEEDED
                 and self.has_refund_permission(request, obj)
-                and refund_remaining_minor(order=obj.order) > 0
+                and refund_remaining_minor(payment=obj) > 0
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -167,7 +168,7 @@ class PaymentAdmin(_ReadOnlyScopedAdmin):
         if not self.has_refund_permission(request, payment):
             raise PermissionDenied
         order = payment.order
-        remaining = refund_remaining_minor(order=order)
+        remaining = refund_remaining_minor(payment=payment)  # of this payment, not the order
         form = RefundForm(
             request.POST if request.method == "POST" else None,
             currency=payment.currency,

@@ -28,7 +28,7 @@ from commerce.api.schema import error_response
 from commerce.api.serializers import MoneySerializer
 from commerce.models import Order
 from commerce.selectors.access import scope_queryset, user_can_cancel_orders
-from payments.models import Refund
+from payments.models import Payment, Refund
 from payments.services.refunds import refund_request
 
 __all__ = ["OrderRefundsView", "RefundRequestSerializer", "RefundSerializer"]
@@ -42,7 +42,9 @@ class RefundSerializer(serializers.ModelSerializer):
     # the order's status enum (spectacular warns, and --fail-on-warn must stay clean).
     status = serializers.CharField(
         read_only=True,
-        help_text="pending (sent, not confirmed yet), succeeded, failed or canceled.",
+        help_text="pending (sent, not confirmed yet), succeeded, failed (also after it had "
+        "succeeded: the money came back), canceled, or abandoned (the provider never "
+        "answered; nothing was refunded).",
     )
     requested_by = serializers.SlugRelatedField(
         slug_field="username",
@@ -77,10 +79,18 @@ class RefundSerializer(serializers.ModelSerializer):
 
 
 class RefundRequestSerializer(serializers.Serializer):
+    """``payment`` must be one of the order (pass the order as ``context["order"]``)."""
+
     amount_minor = serializers.IntegerField(
         min_value=1,
         help_text="Amount to give back, in minor units of the order's currency (cents). At most "
-        "what was paid minus the refunds already made or pending.",
+        "what the refunded payment collected minus its refunds already made or pending.",
+    )
+    payment = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Id of the order's payment to refund (an order paid twice has two). Without "
+        "it, the oldest payment that still covers the amount.",
     )
     reason = serializers.CharField(
         max_length=200,
@@ -90,8 +100,17 @@ class RefundRequestSerializer(serializers.Serializer):
         help_text="Shown on the order's timeline.",
     )
 
+    def validate_payment(self, value: int) -> Payment:
+        payment = Payment.objects.filter(order=self.context["order"], pk=value).first()
+        if payment is None:
+            raise serializers.ValidationError("Not a payment of this order.")
+        return payment
 
-_E400 = error_response("The amount is missing, not an integer or not positive.")
+
+_E400 = error_response(
+    "The amount is missing, not an integer or not positive, or `payment` is not one of the "
+    "order's payments."
+)
 _E401 = error_response(
     "No or an invalid token (the response carries `WWW-Authenticate: Token`).",
     ("missing", "Authentication credentials were not provided.", "not_authenticated"),
@@ -105,8 +124,8 @@ _E404 = error_response(
     ("missing", "Not found.", "not_found"),
 )
 _E409 = error_response(
-    "The refund cannot be made: nothing was paid, it is more than is left to refund, or the "
-    "payment provider refused it.",
+    "The refund cannot be made: nothing was paid (or the payment did not succeed), it is more "
+    "than is left to refund of the payment, or the payment provider refused it.",
     ("too_much", "At most $10.00 of order A1B2-1042 can still be refunded.", "refund_exceeds_paid"),
     (
         "unpaid",
@@ -164,9 +183,11 @@ class OrderRefundsView(GenericAPIView):
         operation_id="orders_refunds_create",
         summary="Refund (part of) what was paid for an order",
         description="Sends the refund to the payment provider with an idempotency key built "
-        "from the new refund's id. The refund is `pending` until the provider's webhook "
-        "confirms it; the order then becomes `partially_refunded` or `refunded`. Send an "
-        "`Idempotency-Key` so that a retried request refunds once.",
+        "from the new refund's id. The refund is `pending` until the provider confirms it; the "
+        "order then becomes `partially_refunded` or `refunded` by what is left paid for it (a "
+        "duplicate payment given back leaves it paid). A refund that fails afterwards gives "
+        "the amount back to the order. Send an `Idempotency-Key` so that a retried request "
+        "refunds once.",
         tags=["orders"],
         parameters=[_ORDER_ID, IDEMPOTENCY_KEY],
         request=RefundRequestSerializer,
@@ -182,10 +203,11 @@ class OrderRefundsView(GenericAPIView):
     )
     def post(self, request, pk):
         order = self.get_object()
-        parsed = RefundRequestSerializer(data=request.data)
+        parsed = RefundRequestSerializer(data=request.data, context={"order": order})
         parsed.is_valid(raise_exception=True)
         refund = refund_request(
             order=order,
+            payment=parsed.validated_data.get("payment"),
             amount_minor=parsed.validated_data["amount_minor"],
             user=request.user,
             reason=parsed.validated_data.get("reason", ""),

@@ -61,13 +61,20 @@ class Payment(TimeStampedModel):
 
 
 class Refund(TimeStampedModel):
-    """A refund of (part of) a payment: pending until the provider's webhook confirms it."""
+    """A refund of (part of) a payment: pending until the provider's webhook confirms it.
+
+    ``attempts`` counts the tries to send it to the provider (while it has no
+    ``provider_refund_id``); ``next_attempt_at`` is when the refunds sweep looks at a pending
+    refund next: sends it again, or, once sent, asks the provider for its status. A refund the
+    provider never answered within the budget is ``abandoned``: it holds no money any more.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
         CANCELED = "canceled", _("Canceled")
+        ABANDONED = "abandoned", _("Not sent (gave up)")
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     order = models.ForeignKey("commerce.Order", on_delete=models.PROTECT, related_name="refunds")
@@ -81,11 +88,20 @@ class Refund(TimeStampedModel):
     )
     completed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="refund_pending_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:

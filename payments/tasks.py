@@ -6,27 +6,22 @@ import logging
 
 from celery import shared_task
 
-from commerce.exceptions import RefundError
-from payments.gateways import GatewayError
-from payments.models import Refund
 from payments.services.events import (
     ProviderEventRetry,
     provider_event_process,
     provider_events_stale,
 )
-from payments.services.refunds import refund_submit
+from payments.services.refund_sending import refund_advance, refunds_due
 
 __all__ = [
     "enqueue_provider_event",
     "process_provider_event",
     "submit_refund",
     "sweep_provider_events",
+    "sweep_refunds",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Tries of a refund the provider did not answer, 1, 2, 4 ... minutes apart (about 4 hours).
-REFUND_SUBMIT_MAX_RETRIES = 8
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=None)
@@ -75,26 +70,26 @@ def sweep_provider_events() -> int:
     return len(stale)
 
 
-@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=REFUND_SUBMIT_MAX_RETRIES)
-def submit_refund(self, refund_id: int) -> str:
-    """Send a pending refund the provider did not answer; same idempotency key every time."""
-    refund = Refund.objects.filter(pk=refund_id).first()
-    if refund is None:
-        return "missing"
-    try:
-        refund = refund_submit(refund=refund)
-    except GatewayError as error:
-        if not error.transient:  # pragma: no cover - refund_submit turns refusals into failures
-            raise
-        if self.request.retries >= REFUND_SUBMIT_MAX_RETRIES:
-            logger.error(
-                "Refund %s: the payment provider did not answer after %d tries; it stays "
-                "pending without a provider id.",
-                refund_id,
-                self.request.retries + 1,
+@shared_task(ignore_result=True, acks_late=True)
+def submit_refund(refund_id: int) -> str:
+    """Do what is due for a pending refund: send it again (same idempotency key) or ask the
+    provider about it. The service schedules the next try itself; safe to run twice."""
+    return refund_advance(refund_id=refund_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_refunds() -> int:
+    """Every minute from beat: queue every pending refund whose next try or check is due
+    (its own task was lost with Redis, never published, or its retries ran out)."""
+    due = refunds_due()
+    for refund_id in due:
+        try:
+            submit_refund.apply_async(
+                args=[refund_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY
             )
-            return refund.status
-        raise self.retry(countdown=60 * 2**self.request.retries, exc=error) from error
-    except RefundError:  # the provider refused: the refund is failed and on the timeline
-        return Refund.Status.FAILED
-    return refund.status
+        except Exception:
+            logger.exception("Could not queue refund %s; the next sweep will.", refund_id)
+            break
+    if due:
+        logger.info("Queued %d due refunds.", len(due))
+    return len(due)

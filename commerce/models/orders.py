@@ -48,6 +48,8 @@ class Order(TimeStampedModel):
     shipping_minor = models.BigIntegerField(default=0)
     tax_minor = models.BigIntegerField(default=0)
     total_minor = models.BigIntegerField()
+    #: How much of ``total_minor`` was given back (what the payments collected, net of their
+    #: refunds, fell short of the total by); a duplicate payment refunded does not count.
     refunded_minor = models.BigIntegerField(default=0)
     tax_rate_bp = models.PositiveIntegerField(default=0)
     prices_include_tax = models.BooleanField(default=False)
@@ -194,6 +196,7 @@ class OrderEvent(models.Model):
         DELIVERED = "delivered", _("Delivered")
         REFUND_REQUESTED = "refund_requested", _("Refund requested")
         REFUNDED = "refunded", _("Refunded")
+        REFUND_FAILED = "refund_failed", _("Refund failed")
         STOCK_RESERVED = "stock_reserved", _("Stock reserved")
         STOCK_RELEASED = "stock_released", _("Stock released")
         STOCK_SOLD = "stock_sold", _("Stock sold")

@@ -28,7 +28,15 @@ refunded
 ==================  =====================================================  =====================
 
 Not in the table because the status does not change: a further shipment of a fulfilled order
-(partial shipments), the delivery of one of several shipments, review flags and notes.
+(partial shipments), the delivery of one of several shipments, a refund of a duplicate payment
+(the order is still paid in full), review flags and notes.
+
+Refunds follow what is left paid for the order (its payments net of their refunds, which
+payments tells :func:`order_record_refund`), not the sum of refunds: nothing left -> refunded,
+less than the total -> partially_refunded. One move is outside the table, because only the
+payment provider can cause it: a refund that fails after it had succeeded gives the money back
+to the order (:func:`order_record_refund_reversal`, :data:`REVERSALS`): refunded or
+partially_refunded -> partially_refunded, or back to paid / fulfilled / delivered.
 
 Stock: ``paid`` sells the reservation (``stock_sell``); ``expired``, ``cancelled`` and
 ``payment_failed`` release it (``stock_release``). Both act only on active reservations and the
@@ -91,6 +99,7 @@ from commerce.services.submissions import submission_key_clean, submission_reuse
 from core.exceptions import ApplicationError
 
 __all__ = [
+    "REVERSALS",
     "TRANSITIONS",
     "order_add_note",
     "order_cancel",
@@ -106,6 +115,7 @@ __all__ = [
     "order_number_prefix",
     "order_payment_failed",
     "order_record_refund",
+    "order_record_refund_reversal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -857,53 +867,164 @@ def order_mark_delivered(*, order: Order, user=None, shipment: Shipment | None =
 # -- refunds ----------------------------------------------------------------------------------
 
 
+def _net_paid(order: Order, net_paid_minor: int | None, change_minor: int) -> int:
+    """What the customer has paid for ``order`` net of refunds, after a change of
+    ``change_minor`` (positive: a refund; negative: one taken back). Without
+    ``net_paid_minor`` the order was paid its total exactly once."""
+    if net_paid_minor is None:
+        return order.total_minor - order.refunded_minor - change_minor
+    return net_paid_minor
+
+
+def _refunded_of_total(order: Order, net_paid: int) -> int:
+    """How much of the order's total has been given back: what a duplicate payment returns
+    does not count (it was never revenue), so this stays within ``0..total``."""
+    return min(max(order.total_minor - net_paid, 0), order.total_minor)
+
+
+def _before_refunds(order: Order) -> str:
+    """The status an order with refunds would have without them."""
+    if order.delivered_at is not None:
+        return Status.DELIVERED
+    if order.fulfilled_at is not None:
+        return Status.FULFILLED
+    return Status.PAID
+
+
+def _refund_data(amount_minor: int, refunded: int, net_paid: int, reference: str) -> dict:
+    return {
+        "amount_minor": amount_minor,
+        "refunded_minor": refunded,
+        "net_paid_minor": net_paid,
+        "reference": reference,
+    }
+
+
 @transaction.atomic
 def order_record_refund(
     *,
     order: Order,
     amount_minor: int,
+    net_paid_minor: int | None = None,
     user=None,
     actor: str = Actor.STAFF,
     reference: str = "",
 ) -> Order:
-    """Record money given back: -> partially_refunded, or refunded once all of it is.
+    """Record money given back; the order's status follows what is left paid for it.
 
-    Allowed from paid, fulfilled, delivered and partially_refunded. Records what happened; it
-    does not move money (payments does, then calls this) and is not idempotent: callers that
-    may see one refund twice (webhooks) dedupe on their refund row first.
+    ``net_paid_minor`` is what the order's payments collected minus every refund recorded so
+    far, this one included (payments knows it; None: the order was paid its total exactly
+    once). Left paid nothing: -> ``refunded``; less than the total: -> ``partially_refunded``;
+    the total or more (a duplicate payment given back): the status does not change and the
+    order stays shippable. ``refunded_minor`` and the sales figures count only what was given
+    back of the total. Allowed from paid, fulfilled, delivered and partially_refunded. Records
+    what happened; it does not move money and is not idempotent: callers that may see one
+    refund twice (webhooks) dedupe on their refund row first.
 
     :raises InvalidTransition: the order was never paid, or is fully refunded.
-    :raises RefundError: ``amount_minor`` is not a positive integer, or more than is left to
-        refund (``extra``: ``amount_minor``, ``remaining_minor``).
+    :raises RefundError: ``amount_minor`` is not a positive integer, or (without
+        ``net_paid_minor``) more than is left to refund (``extra``: ``amount_minor``,
+        ``remaining_minor``); a negative ``net_paid_minor``.
     """
     locked = _lock(order)
     remaining = locked.total_minor - locked.refunded_minor
     amount_ok = isinstance(amount_minor, int) and not isinstance(amount_minor, bool)
-    partial = amount_ok and amount_minor < remaining
-    to = Status.PARTIALLY_REFUNDED if partial else Status.REFUNDED
+    net_paid = _net_paid(locked, net_paid_minor, amount_minor if amount_ok else 0)
+    to = Status.REFUNDED if net_paid <= 0 else Status.PARTIALLY_REFUNDED
     _check(locked, to)
-    if not amount_ok or amount_minor <= 0 or amount_minor > remaining:
+    too_much = net_paid_minor is None and amount_ok and amount_minor > remaining
+    if not amount_ok or amount_minor <= 0 or too_much or net_paid < 0:
         raise RefundError(
             _("A refund must be more than zero and at most %(remaining)s.")
             % {"remaining": locked._money(remaining)},
             extra={"amount_minor": amount_minor, "remaining_minor": remaining},
         )
-    refunded = locked.refunded_minor + amount_minor
-    _transition(
-        locked,
-        to,
-        actor=actor,
-        user=user,
-        data={"amount_minor": amount_minor, "refunded_minor": refunded, "reference": reference},
-        refunded_minor=refunded,
-    )
-    sales_record_refund(order=locked, amount_minor=amount_minor)
+    refunded = _refunded_of_total(locked, net_paid)
+    change = refunded - locked.refunded_minor
+    data = _refund_data(amount_minor, refunded, net_paid, reference)
+    if net_paid >= locked.total_minor:
+        # A second payment given back: still paid in full, the status stays.
+        locked.refunded_minor = refunded
+        locked.save(update_fields=["refunded_minor", "updated_at"])
+        data["status_unchanged"] = locked.status
+        event = _event(locked, Kind.REFUNDED, actor=actor, user=user, data=data)
+    else:
+        event = _transition(locked, to, actor=actor, user=user, data=data, refunded_minor=refunded)
+    if change:
+        sales_record_refund(order=locked, amount_minor=change)
     order_announce(
         order=locked,
         notice=OrderNotice.REFUNDED,
         amount_minor=amount_minor,
-        reference=reference,
+        # Never empty: the shopper's message is deduplicated on it, and two refunds of the
+        # same amount are two messages.
+        reference=reference or f"event:{event.pk}",
         fully_refunded=to == Status.REFUNDED,
+    )
+    return _sync(order, locked)
+
+
+#: Where a refund taken back can move an order (not in ``TRANSITIONS``: only
+#: :func:`order_record_refund_reversal` makes these moves).
+REVERSALS: dict[str, frozenset[str]] = {
+    Status.REFUNDED: frozenset(
+        {Status.PARTIALLY_REFUNDED, Status.PAID, Status.FULFILLED, Status.DELIVERED}
+    ),
+    Status.PARTIALLY_REFUNDED: frozenset({Status.PAID, Status.FULFILLED, Status.DELIVERED}),
+}
+
+
+@transaction.atomic
+def order_record_refund_reversal(
+    *,
+    order: Order,
+    amount_minor: int,
+    net_paid_minor: int,
+    reason: str = "",
+    actor: str = Actor.PROVIDER,
+    reference: str = "",
+) -> Order:
+    """A refund recorded on ``order`` did not reach the customer after all (the provider
+    reported it failed after it had succeeded): the money counts as paid again.
+
+    ``net_paid_minor`` is what the order's payments collected minus the refunds that still
+    stand. ``refunded_minor`` and the sales figures go back by what the refund had taken off
+    the total; a ``refunded`` or ``partially_refunded`` order moves back to
+    ``partially_refunded``, or to the status it had before its refunds (paid, fulfilled,
+    delivered) once it is paid in full again. Any other status stays. Records a
+    ``refund_failed`` event and announces ``REFUND_FAILED`` (the shopper was told the money
+    was on its way). Call once per refund (callers dedupe on their refund row).
+
+    :raises RefundError: ``amount_minor`` not a positive integer, or a negative
+        ``net_paid_minor``.
+    """
+    locked = _lock(order)
+    amount_ok = isinstance(amount_minor, int) and not isinstance(amount_minor, bool)
+    if not amount_ok or amount_minor <= 0 or net_paid_minor < 0:
+        raise RefundError(
+            _("A refund must be more than zero."),
+            extra={"amount_minor": amount_minor, "net_paid_minor": net_paid_minor},
+        )
+    refunded = _refunded_of_total(locked, net_paid_minor)
+    change = refunded - locked.refunded_minor
+    data = _refund_data(amount_minor, refunded, net_paid_minor, reference)
+    to = locked.status
+    if locked.status in REVERSALS:
+        if net_paid_minor >= locked.total_minor:
+            to = _before_refunds(locked)
+        elif net_paid_minor > 0:
+            to = Status.PARTIALLY_REFUNDED
+    data |= {"from": locked.status, "to": to}
+    locked.status, locked.refunded_minor = to, refunded
+    locked.save(update_fields=["status", "refunded_minor", "updated_at"])
+    _event(locked, Kind.REFUND_FAILED, actor=actor, message=reason, data=data)
+    if change:
+        sales_record_refund(order=locked, amount_minor=change)
+    order_announce(
+        order=locked,
+        notice=OrderNotice.REFUND_FAILED,
+        amount_minor=amount_minor,
+        reference=reference,
     )
     return _sync(order, locked)
 

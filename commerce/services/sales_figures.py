@@ -8,8 +8,11 @@ that change a figure add to it in the same transaction as the change:
   the order was created;
 * payment (``_mark_paid``) -> ``sales_record_paid``: +1 paid, +total revenue on the day/hour
   it was paid;
-* refund (``order_record_refund``) -> ``sales_record_refund``: +amount refunded on the day the
-  order was *paid* (so net revenue of a period = what its sales finally brought in).
+* refund (``order_record_refund``) -> ``sales_record_refund``: + what the refund took off the
+  order's total (``Order.refunded_minor`` grew by), on the day the order was *paid* (so net
+  revenue of a period = what its sales finally brought in). Giving back a duplicate payment
+  takes nothing off the total: it was never counted as revenue. A refund that fails after it
+  had succeeded (``order_record_refund_reversal``) books the same change with a minus sign.
 
 Cancellation, expiry and failed payments change no figure (placed stays placed; nothing was
 paid). Each increment is one ``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``:
@@ -114,8 +117,9 @@ def sales_record_paid(*, order: Order) -> None:
 
 
 def sales_record_refund(*, order: Order, amount_minor: int) -> None:
-    """Book money given back on the day the order was paid. Call under the order lock."""
-    if order.paid_at is None:  # never paid: nothing was counted as revenue
+    """Book a change of ``order.refunded_minor`` (negative: a refund taken back) on the day the
+    order was paid. Call under the order lock."""
+    if order.paid_at is None or not amount_minor:  # never paid: nothing counted as revenue
         return
     _upsert(
         DailySales,

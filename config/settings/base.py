@@ -198,6 +198,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 25},
     },
+    # Refunds whose next try or status check is due (their task was lost with Redis, or the
+    # provider's webhook never came): queue them. Dropped if still queued after 55 s.
+    "payments-sweep-refunds": {
+        "task": "payments.tasks.sweep_refunds",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 55},
+    },
     # Inbox rows pending for over a minute (nudge lost with Redis, worker died, failed and
     # waiting for a retry): publish one drain. A run still queued after 25 s is dropped.
     "messenger-inbox-sweep": {

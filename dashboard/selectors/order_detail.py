@@ -10,11 +10,9 @@ from typing import Any
 from commerce.models import Order, OrderEvent, Shipment
 from messenger.models import OutboundMessage
 from payments.models import Payment, Refund
+from payments.selectors.refunds import payment_refundable_minor
 
 __all__ = ["OrderDetail", "TimelineEntry", "message_summary", "order_detail_load"]
-
-# Refunds that hold money: they count against what is left to refund (as in payments).
-_HOLDING = (Refund.Status.PENDING, Refund.Status.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -36,11 +34,28 @@ class OrderDetail:
     payments: list[Payment] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
-    refundable_minor: int = 0
+    #: payment id -> what is left to refund of it (succeeded payments only)
+    refundable: dict[int, int] = field(default_factory=dict)
 
     @property
     def undelivered_shipments(self) -> list[Shipment]:
         return [s for s in self.shipments if s.delivered_at is None]
+
+    @property
+    def refundable_minor(self) -> int:
+        return sum(self.refundable.values())
+
+    @property
+    def refundable_payments(self) -> list[Payment]:
+        """Payments with something left to refund, oldest first: one refund form each."""
+        return [p for p in self.payments if self.refundable.get(p.pk, 0) > 0]
+
+    def given_back_minor(self, payment: Payment) -> int:
+        return sum(
+            r.amount_minor
+            for r in self.refunds
+            if r.payment_id == payment.pk and r.status == Refund.Status.SUCCEEDED
+        )
 
 
 def message_summary(message: dict[str, Any]) -> str:
@@ -68,27 +83,15 @@ def message_summary(message: dict[str, Any]) -> str:
     return f"[{kind}]"
 
 
-def _refundable(payments: list[Payment], refunds: list[Refund]) -> int:
-    """What can still be refunded, from rows already read (the refund service checks again
-    under the order lock; this only pre-fills and guards the form)."""
-    held: dict[int, int] = {}
-    for refund in refunds:
-        if refund.status in _HOLDING:
-            held[refund.payment_id] = held.get(refund.payment_id, 0) + refund.amount_minor
-    return sum(
-        max(payment.amount_minor - held.get(payment.pk, 0), 0)
-        for payment in payments
-        if payment.status == Payment.Status.SUCCEEDED
-    )
-
-
 def order_detail_load(*, order: Order) -> OrderDetail:
     """Read the order's lines, shipments, payments, refunds, events and messages (7 queries)
     and merge events and messages into one timeline, oldest first."""
     lines = list(order.lines.all())
     shipments = list(order.shipments.select_related("created_by").order_by("shipped_at", "pk"))
     payments = list(Payment.objects.filter(order=order).order_by("attempt", "pk"))
-    refunds = list(Refund.objects.filter(order=order).select_related("requested_by").order_by("pk"))
+    refunds = list(
+        Refund.objects.filter(order=order).select_related("requested_by", "payment").order_by("pk")
+    )
     events = list(order.events.select_related("actor_user").order_by("created_at", "pk"))
     messages = list(OutboundMessage.objects.filter(order=order).order_by("created_at", "pk"))
     timeline = [TimelineEntry(at=e.created_at, kind="event", event=e) for e in events]
@@ -106,5 +109,5 @@ def order_detail_load(*, order: Order) -> OrderDetail:
         payments=payments,
         refunds=refunds,
         timeline=timeline,
-        refundable_minor=_refundable(payments, refunds),
+        refundable=payment_refundable_minor(payments, refunds),
     )

@@ -8,6 +8,8 @@ shows the service's own message and changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -33,6 +35,7 @@ from dashboard.forms import CancelForm, NoteForm
 from dashboard.selectors.order_detail import order_detail_load
 from dashboard.views import form_errors_flash
 from payments.forms import RefundForm
+from payments.models import Payment
 from payments.services.refunds import refund_request
 
 
@@ -47,6 +50,37 @@ def _back(order: Order) -> HttpResponseRedirect:
 
 def _allowed(order: Order) -> frozenset[str]:
     return TRANSITIONS.get(order.status, frozenset())
+
+
+@dataclass(frozen=True)
+class RefundTarget:
+    """One refund form of the order page: a payment with something left to refund."""
+
+    payment: Payment
+    remaining: str  # formatted in the page's language
+    remaining_major: str  # pre-fills the amount field
+    given_back: str  # formatted; "" when nothing was given back yet
+    submission_key: str  # the form's one-time token (ADR 0007)
+
+
+def _refund_targets(detail) -> list[RefundTarget]:
+    language = get_language() or "en"
+    targets = []
+    for payment in detail.refundable_payments:
+        remaining = Money(detail.refundable[payment.pk], payment.currency)
+        given_back = detail.given_back_minor(payment)
+        targets.append(
+            RefundTarget(
+                payment=payment,
+                remaining=remaining.format(language),
+                remaining_major=f"{remaining.to_major():f}",
+                given_back=Money(given_back, payment.currency).format(language)
+                if given_back
+                else "",
+                submission_key=submission_key_new(),
+            )
+        )
+    return targets
 
 
 @require_GET
@@ -67,10 +101,8 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         "can_cancel": can_cancel(user, merchant_id) and OrderStatus.CANCELLED in allowed,
         "can_refund": can_refund(user, merchant_id) and detail.refundable_minor > 0,
         "can_note": can_handle(user, merchant_id),
-        "refundable": Money(detail.refundable_minor, order.currency).format(get_language() or "en"),
-        "refundable_major": f"{Money(detail.refundable_minor, order.currency).to_major():f}",
+        "refund_targets": _refund_targets(detail),
         "fulfil_form": FulfilForm(),
-        "refund_submission_key": submission_key_new(),
         "cancel_form": CancelForm(),
         "note_form": NoteForm(),
     }
@@ -149,8 +181,11 @@ def order_refund_view(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _order(request, order_id)
     require(can_refund(request.user, order.merchant_id), "cancel")
     detail = order_detail_load(order=order)
+    payment = _refund_payment(request, detail)
+    if payment is None:
+        return _back(order)
     form = RefundForm(
-        request.POST, currency=order.currency, remaining_minor=detail.refundable_minor
+        request.POST, currency=payment.currency, remaining_minor=detail.refundable[payment.pk]
     )
     if not form.is_valid():
         form_errors_flash(request, form)
@@ -158,6 +193,7 @@ def order_refund_view(request: HttpRequest, order_id: int) -> HttpResponse:
     try:
         refund = refund_request(
             order=order,
+            payment=payment,
             amount_minor=form.cleaned_data["amount"],
             user=request.user,
             reason=form.cleaned_data["reason"],
@@ -180,6 +216,26 @@ def order_refund_view(request: HttpRequest, order_id: int) -> HttpResponse:
             },
         )
     return _back(order)
+
+
+def _refund_payment(request: HttpRequest, detail) -> Payment | None:
+    """The payment a refund form names (``payment``), or the order's only refundable one; None
+    with an error message shown when there is none or the choice is missing or unknown."""
+    targets = detail.refundable_payments
+    raw = request.POST.get("payment", "")
+    if raw:
+        chosen = [p for p in targets if str(p.pk) == raw]
+        if chosen:
+            return chosen[0]
+        messages.error(request, _("This payment has nothing left to refund."))
+        return None
+    if len(targets) == 1:
+        return targets[0]
+    if not targets:
+        messages.error(request, _("Nothing is left to refund on this order."))
+    else:
+        messages.error(request, _("Choose which payment to refund."))
+    return None
 
 
 @require_POST

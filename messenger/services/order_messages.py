@@ -262,6 +262,20 @@ def order_refunded_send_update(
         )
 
 
+def order_refund_failed_send_update(
+    order: Order, *, amount_minor: int, reference: str = "", **data
+) -> None:
+    """A refund the shopper was told about came back (their card was closed, say): correct
+    the earlier message and offer a person."""
+    with translation.override(_language(order)):
+        text = _(
+            "Sorry: the refund of %(amount)s for order %(number)s did not reach you, your bank "
+            "sent it back to us. We will contact you here to return the money another way."
+        ) % {"amount": _money(order, amount_minor), "number": order.number}
+        message = builders.text(text, quick_replies=[common.qr_help(), common.qr_orders()])
+        _send(order, message, key=f"refund-failed:{order.pk}:{reference or amount_minor}")
+
+
 def _try_again(order: Order, text: str, *, key: str) -> None:
     def build() -> dict:
         return builders.text(
@@ -308,6 +322,7 @@ def order_messages_subscribe() -> None:
     order_subscribe(OrderNotice.FULFILLED, order_fulfilled_send_shipping_update)
     order_subscribe(OrderNotice.DELIVERED, order_delivered_send_update)
     order_subscribe(OrderNotice.REFUNDED, order_refunded_send_update)
+    order_subscribe(OrderNotice.REFUND_FAILED, order_refund_failed_send_update)
     order_subscribe(OrderNotice.EXPIRED, order_expired_offer_retry)
     order_subscribe(OrderNotice.PAYMENT_FAILED, order_payment_failed_offer_retry)
     order_subscribe(OrderNotice.CANCELLED, order_cancelled_send_update)

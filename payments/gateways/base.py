@@ -89,6 +89,7 @@ class RefundResult:
 
     provider_id: str
     status: str
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,11 @@ class PaymentGateway(Protocol):
     def refund_create(self, *, payment: Payment, refund: Refund) -> RefundResult:
         """Ask the provider to refund ``refund.amount_minor`` of ``payment``; idempotent per
         ``refund.idempotency_key``."""
+        ...
+
+    def refund_retrieve(self, *, provider_id: str) -> RefundResult:
+        """The provider's refund ``provider_id`` as it stands now (for refunds whose final
+        webhook has not come)."""
         ...
 
     def charge_retrieve(self, *, charge_id: str) -> ChargeInfo: ...

@@ -154,6 +154,14 @@ _REFUND_STATUSES = {
 }
 
 
+def _refund_result(refund: dict[str, Any]) -> RefundResult:
+    return RefundResult(
+        provider_id=refund["id"],
+        status=_REFUND_STATUSES.get(refund.get("status") or "", Refund.Status.PENDING),
+        failure_reason=str(refund.get("failure_reason") or ""),
+    )
+
+
 # -- amounts ----------------------------------------------------------------------------------
 
 
@@ -649,9 +657,11 @@ class StripeGateway:
                 options={"idempotency_key": refund.idempotency_key},
             )
         )
-        return RefundResult(
-            provider_id=result["id"],
-            status=_REFUND_STATUSES.get(result.get("status") or "", Refund.Status.PENDING),
+        return _refund_result(result)
+
+    def refund_retrieve(self, *, provider_id: str) -> RefundResult:
+        return _refund_result(
+            _to_dict(self._call("refund retrieve", self._client().v1.refunds.retrieve, provider_id))
         )
 
     def charge_retrieve(self, *, charge_id: str) -> ChargeInfo:

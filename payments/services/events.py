@@ -56,6 +56,7 @@ from core.money import Money
 from payments.gateways import GatewayError, gateway_for
 from payments.models import Payment, ProviderEvent, Refund
 from payments.services.alerts import order_flag_and_alert
+from payments.services.refund_sending import refunds_check_soon
 from payments.services.refunds import refund_complete, refund_record_external
 
 __all__ = [
@@ -740,9 +741,17 @@ def _refund_prepare(obj: dict[str, Any]) -> _RefundPrepared:
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     ours = str(metadata.get("refund_id") or "")
     if refund is None and ours.isdigit():
-        refund = Refund.objects.filter(pk=int(ours)).first()
+        refund = Refund.objects.select_related("payment").filter(pk=int(ours)).first()
         if refund is None:
             raise _NotYet(f"Refund {ours} is not there (yet).")
+        # The metadata names a row: it is this refund only if it refunds that row's payment
+        # and the row is not another provider refund's.
+        charge, intent = _as_id(obj.get("charge")), _as_id(obj.get("payment_intent"))
+        same_payment = (charge and charge == refund.payment.charge_id) or (
+            intent and intent == refund.payment.payment_intent_id
+        )
+        if not same_payment or refund.provider_refund_id not in (None, provider_id):
+            refund = None
     if refund is not None:
         return _RefundPrepared(refund_id=refund.pk, payment_id=refund.payment_id)
     payment = _payment_for_charge(obj)
@@ -780,23 +789,23 @@ def _refund_updated(event: ProviderEvent, obj: dict[str, Any], prepared: _Refund
 
 
 def _charge_refunded(event: ProviderEvent, charge: dict[str, Any], prepared: None):
-    """``charge.refunded``: complete our pending refunds that the charge's refunded total covers.
+    """``charge.refunded``: finish our refunds the charge names, by their provider ids.
 
-    The charge does not list its refunds (Stripe stopped including them), so this goes by
-    amounts: the charge's ``amount_refunded`` minus what we already recorded is what was newly
-    refunded; pending refunds with a provider id are completed oldest first while they fit. The
-    ``refund.*`` events name each refund and finish whatever this leaves.
+    Never by amounts: the charge's ``amount_refunded`` cannot say which refund succeeded (two
+    pending refunds of one amount, one of them failing later). Stripe no longer includes the
+    charge's ``refunds`` list; without it, the payment's sent, pending refunds are asked about
+    by id at the next refunds sweep, and the ``refund.*`` events finish them anyway.
     """
     payment = _payment_for_charge(charge)
     if payment is None:
         return _Outcome(Status.IGNORED, "The charge is not one of our payments.")
     order = _lock_order(payment.order_id)
-    refunds = list(
-        Refund.objects.select_for_update().filter(payment=payment).order_by("created_at", "pk")
-    )
     listed = charge.get("refunds")
     if isinstance(listed, dict) and isinstance(listed.get("data"), list):
-        by_provider = {r.provider_refund_id: r for r in refunds if r.provider_refund_id}
+        by_provider = {
+            r.provider_refund_id: r
+            for r in Refund.objects.filter(payment=payment, provider_refund_id__isnull=False)
+        }
         done = 0
         for item in listed["data"]:
             refund = by_provider.get(_as_id(item))
@@ -808,28 +817,8 @@ def _charge_refunded(event: ProviderEvent, charge: dict[str, Any], prepared: Non
                     failure_reason=str(item.get("failure_reason") or ""),
                 )
         return _Outcome(note=f"{done} refund(s) completed from the charge's list.")
-    refunded = _amount(charge, "amount_refunded", str(charge.get("currency") or "").upper())
-    if refunded is None:
-        return _Outcome(Status.IGNORED, "The charge has no refunded amount.")
-    recorded = sum(r.amount_minor for r in refunds if r.status == Refund.Status.SUCCEEDED)
-    newly = refunded - recorded
-    done = 0
-    for refund in refunds:
-        if refund.status != Refund.Status.PENDING or not refund.provider_refund_id:
-            continue
-        if refund.amount_minor > newly:
-            break
-        if refund_complete(
-            refund=refund,
-            status=Refund.Status.SUCCEEDED,
-            provider_refund_id=refund.provider_refund_id,
-        ):
-            newly -= refund.amount_minor
-            done += 1
-    note = f"{done} refund(s) of order {order.number} completed."
-    if newly > 0:
-        note += f" {newly} minor units refunded at Stripe are not matched yet."
-    return _Outcome(note=note)
+    due = refunds_check_soon(payment_id=payment.pk)
+    return _Outcome(note=f"{due} pending refund(s) of order {order.number} to be checked by id.")
 
 
 # -- the table -----------------------------------------------------------------------------------

@@ -1,79 +1,136 @@
-"""Refunds: requested by staff (admin, REST API), sent to the provider, finished by its webhook.
+"""Refunds: requested by staff (admin, dashboard, REST API), sent to the provider, finished by
+the provider's word (its webhook, or the refunds sweep asking it by id).
 
-1. :func:`refund_request` locks the order, checks the amount against what was paid and not yet
-   refunded (pending refunds count: two staff members refunding at once cannot give back more
-   than was paid), and commits a ``pending`` Refund row and a ``refund_requested`` timeline
-   event naming the staff member. The row exists before the provider hears of it, so its
-   idempotency key (``refund:<id>``) is stable: a retried call can never refund twice.
-2. :func:`refund_submit` asks the gateway for the refund (outside the order lock) and records
-   the provider's refund id. A provider that does not answer leaves the refund pending and the
-   ``payments.tasks.submit_refund`` task tries again with the same key; a refusal fails it.
-3. The provider's webhook (``refund.*``, ``charge.refunded``) calls :func:`refund_complete`:
-   ``succeeded`` records the money on the order (``order_record_refund``: partially_refunded /
-   refunded) exactly once, however often the events arrive, because the refund's status is
-   checked and changed under its row lock; ``failed`` / ``canceled`` frees the amount again.
+1. :func:`refund_request` locks the order and its payments, checks the amount against what the
+   refunded *payment* collected and has not yet given back (pending refunds count: two staff
+   members refunding at once cannot give back more than was paid), and commits a ``pending``
+   Refund row against that payment and a ``refund_requested`` timeline event naming the staff
+   member. The row exists before the provider hears of it, so its idempotency key
+   (``refund:<id>``) is stable: a retried call can never refund twice.
+2. Sending it (``payments.services.refund_sending``): the first try at once, then retries
+   and the sweep, with a bounded budget; a refund the provider never answered is
+   ``abandoned`` and holds no money any more.
+3. The provider's word calls :func:`refund_complete`, which moves the row along the only
+   paths a refund takes (a repeated or reordered event changes nothing):
+
+   ============================  ==============================================================
+   pending -> succeeded          recorded on the order (``order_record_refund``)
+   pending -> failed / canceled  the amount is free again; operators alerted
+   succeeded -> failed           the refund did not reach the customer after all (Stripe:
+                                 a closed card): the order and the sales figures take it back
+                                 (``order_record_refund_reversal``), the shopper is told,
+                                 operators alerted
+   abandoned -> succeeded        the provider made it after all: recorded, operators alerted
+   abandoned -> pending          the provider has it: it holds money again
+   ============================  ==============================================================
+
+The order's status follows what its payments collected net of their succeeded refunds
+(:func:`order_net_paid_minor`), never a sum over the order: giving back a duplicate payment in
+full leaves the order paid and shippable.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from commerce.exceptions import RefundError
 from commerce.models import Order, OrderEvent
 from commerce.notifications import OrderNotice, order_announce
-from commerce.services.orders import TRANSITIONS, order_record_refund
+from commerce.services.orders import order_record_refund, order_record_refund_reversal
 from commerce.services.submissions import submission_key_clean, submission_reused
 from core.exceptions import ApplicationError
 from core.money import Money
-from payments.gateways import GatewayError, gateway_for
 from payments.models import Payment, Refund
+from payments.selectors.refunds import HOLDING
 from payments.services.alerts import order_flag_and_alert
 
 __all__ = [
+    "CLAIM",
+    "FIRST_CHECK_AFTER",
+    "order_net_paid_minor",
     "refund_complete",
     "refund_record_external",
     "refund_remaining_minor",
     "refund_request",
-    "refund_submit",
 ]
 
 logger = logging.getLogger(__name__)
 
+#: A refund the provider accepted but has not confirmed is asked about (by its id) after this
+#: long, in case its webhook never comes; then less and less often (``refund_sending``).
+FIRST_CHECK_AFTER = timedelta(minutes=10)
+#: How long a row being sent is left alone by the refunds sweep: more than a provider call can
+#: take (the Stripe client's 20 s timeout, three tries).
+CLAIM = timedelta(minutes=5)
+
 Actor = OrderEvent.Actor
 Kind = OrderEvent.Kind
+S = Refund.Status
 
-#: Refund statuses that hold money: they count against what is left to refund.
-_HOLDING = (Refund.Status.PENDING, Refund.Status.SUCCEEDED)
 #: Provider statuses -> ours. ``requires_action`` waits like ``pending``.
 _STATUSES = {
-    "pending": Refund.Status.PENDING,
-    "requires_action": Refund.Status.PENDING,
-    "succeeded": Refund.Status.SUCCEEDED,
-    "failed": Refund.Status.FAILED,
-    "canceled": Refund.Status.CANCELED,
-    "cancelled": Refund.Status.CANCELED,
+    "pending": S.PENDING,
+    "requires_action": S.PENDING,
+    "succeeded": S.SUCCEEDED,
+    "failed": S.FAILED,
+    "canceled": S.CANCELED,
+    "cancelled": S.CANCELED,
 }
+_CLOSED = (S.FAILED, S.CANCELED)
+#: (from, to) -> what it means; any other pair changes nothing (final states stay final, a
+#: late ``pending`` or ``succeeded`` never undoes a failure).
+_MOVES = {
+    (S.PENDING, S.SUCCEEDED): "record",
+    (S.PENDING, S.FAILED): "close",
+    (S.PENDING, S.CANCELED): "close",
+    (S.SUCCEEDED, S.FAILED): "reverse",
+    (S.SUCCEEDED, S.CANCELED): "reverse",
+    (S.ABANDONED, S.SUCCEEDED): "record",
+    (S.ABANDONED, S.PENDING): "resume",
+    (S.ABANDONED, S.FAILED): "close",
+    (S.ABANDONED, S.CANCELED): "close",
+}
+# Statuses an order only reaches after its payment was recorded.
+_PAID_STATUSES = frozenset(
+    {
+        Order.Status.PAID,
+        Order.Status.FULFILLED,
+        Order.Status.DELIVERED,
+        Order.Status.PARTIALLY_REFUNDED,
+        Order.Status.REFUNDED,
+    }
+)
 
 
 def _payment_remaining(payment: Payment) -> int:
-    held = payment.refunds.filter(status__in=_HOLDING).aggregate(total=Sum("amount_minor"))
-    return payment.amount_minor - (held["total"] or 0)
+    held = payment.refunds.filter(status__in=HOLDING).aggregate(total=Sum("amount_minor"))
+    return max(payment.amount_minor - (held["total"] or 0), 0)
 
 
-def refund_remaining_minor(*, order: Order) -> int:
-    """What can still be refunded: succeeded payments minus pending and succeeded refunds."""
+def refund_remaining_minor(*, order: Order | None = None, payment: Payment | None = None) -> int:
+    """What can still be refunded of ``payment`` (what it collected minus its pending and
+    succeeded refunds), or of all of ``order``'s succeeded payments together. Nothing for a
+    payment that did not succeed."""
+    if payment is not None:
+        return _payment_remaining(payment) if payment.status == Payment.Status.SUCCEEDED else 0
     payments = order.payments.filter(status=Payment.Status.SUCCEEDED)
-    return sum(max(_payment_remaining(payment), 0) for payment in payments)
+    return sum(_payment_remaining(payment) for payment in payments)
 
 
-def _money(amount_minor: int, currency: str) -> Money:
-    return Money(amount_minor, currency)
+def order_net_paid_minor(*, order: Order) -> int:
+    """What ``order``'s succeeded payments collected minus their succeeded refunds (each
+    payment on its own, never below zero): what the order still holds of the customer's
+    money. Read it under the order's row lock for a decision."""
+    payments = Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).annotate(
+        given_back=Sum("refunds__amount_minor", filter=Q(refunds__status=S.SUCCEEDED))
+    )
+    return sum(max(p.amount_minor - (p.given_back or 0), 0) for p in payments)
 
 
 def refund_request(
@@ -85,10 +142,12 @@ def refund_request(
     payment: Payment | None = None,
     submission_key: str | None = None,
 ) -> Refund:
-    """Refund ``amount_minor`` of what was paid for ``order`` (of ``payment`` when given).
+    """Refund ``amount_minor`` of a payment of ``order`` (``payment`` when given, else the
+    oldest succeeded payment that covers it) and send it to the provider.
 
-    Returns the Refund, ``pending`` until the provider's webhook confirms it (its
-    ``provider_refund_id`` is empty while the provider could not be reached; a task retries).
+    Returns the Refund, ``pending`` until the provider confirms it (its
+    ``provider_refund_id`` is empty while the provider could not be reached; it is sent
+    again later, see ``refund_sending``).
 
     Idempotent per submission (ADR 0007): a ``submission_key`` (the refund form's one-time
     token, the API's ``Idempotency-Key``) that already requested a refund of this order returns
@@ -96,13 +155,16 @@ def refund_request(
     the order lock, so a double click refunds once.
 
     :raises RefundError: ``refund_amount_invalid`` (not a positive integer),
-        ``refund_nothing_paid`` (no collected payment), ``refund_exceeds_paid`` (more than is
-        left to refund; ``extra``: ``amount_minor``, ``remaining_minor``),
-        ``refund_needs_split`` (no single payment covers it), ``refund_refused`` (the provider
-        refused it; the row is kept as failed).
-    :raises SubmissionReusedError: the key already requested another amount.
+        ``refund_nothing_paid`` (no collected payment, or ``payment`` is not a succeeded
+        payment of ``order``), ``refund_exceeds_paid`` (more than is left to refund of the
+        payment, or of the order without ``payment``; ``extra``: ``amount_minor``,
+        ``remaining_minor``), ``refund_needs_split`` (no single payment covers it),
+        ``refund_refused`` (the provider refused it; the row is kept as failed).
+    :raises SubmissionReusedError: the key already requested another amount or payment.
     :raises ApplicationError: ``submission_key_invalid``.
     """
+    from payments.services.refund_sending import refund_send_first  # it imports this module
+
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise RefundError(
             _("The refund amount must be more than zero."),
@@ -130,13 +192,19 @@ def refund_request(
                 % {"number": locked.number},
                 code="refund_nothing_paid",
             )
-        remaining = {p.pk: max(_payment_remaining(p), 0) for p in payments}
+        remaining = {p.pk: _payment_remaining(p) for p in payments}
         total = sum(remaining.values())
         currency = payments[0].currency
         if amount_minor > total:
+            if payment is not None:
+                message = _(
+                    "At most %(remaining)s of this payment of order %(number)s can still be "
+                    "refunded."
+                )
+            else:
+                message = _("At most %(remaining)s of order %(number)s can still be refunded.")
             raise RefundError(
-                _("At most %(remaining)s of order %(number)s can still be refunded.")
-                % {"remaining": _money(total, currency), "number": locked.number},
+                message % {"remaining": Money(total, currency), "number": locked.number},
                 code="refund_exceeds_paid",
                 extra={"amount_minor": amount_minor, "remaining_minor": total},
             )
@@ -154,6 +222,7 @@ def refund_request(
             currency=target.currency,
             reason=reason,
             requested_by=user if user is not None and user.is_authenticated else None,
+            next_attempt_at=timezone.now() + CLAIM,  # this request sends it first
         )
         OrderEvent.objects.create(
             order=locked,
@@ -169,12 +238,7 @@ def refund_request(
                 **({"submission_key": submission_key} if submission_key else {}),
             },
         )
-    try:
-        submitted = refund_submit(refund=refund)
-    except GatewayError as error:  # transient: refund_submit fails the refund otherwise
-        logger.warning("Refund %s not sent yet (%s); a task retries it.", refund.pk, error.code)
-        _submit_later(refund.pk)
-        submitted = refund
+    submitted = refund_send_first(refund=refund)
     submitted.replayed = False
     return submitted
 
@@ -201,71 +265,20 @@ def _refund_of_submission(
     return refund
 
 
-def _submit_later(refund_id: int, countdown: int = 30) -> None:
-    from payments.tasks import PUBLISH_RETRY_POLICY, submit_refund  # tasks import this module
-
-    def enqueue() -> None:
-        try:
-            submit_refund.apply_async(
-                args=[refund_id], countdown=countdown, retry=True, retry_policy=PUBLISH_RETRY_POLICY
-            )
-        except Exception:
-            logger.exception("Could not queue refund %s; retry it from the admin.", refund_id)
-
-    transaction.on_commit(enqueue)
-
-
-def refund_submit(*, refund: Refund) -> Refund:
-    """Send a pending refund to the provider with its idempotency key; record the provider id.
-
-    Does nothing for a refund that is no longer pending or was already sent. Safe to repeat:
-    the provider answers a repeated key with the first refund.
-
-    :raises GatewayError: the provider could not be reached (``transient``); try again later.
-    :raises RefundError: ``refund_refused``: the provider refused; the refund is now failed.
-    """
-    refund = Refund.objects.select_related("payment").get(pk=refund.pk)
-    if refund.status != Refund.Status.PENDING or refund.provider_refund_id:
-        return refund
-    gateway = gateway_for(refund.payment.gateway)
-    try:
-        result = gateway.refund_create(payment=refund.payment, refund=refund)
-    except GatewayError as error:
-        if error.transient:
-            raise
-        failure = f"{error.code}: {error.extra.get('provider_message') or error.message}"
-        refund_complete(refund=refund, status=Refund.Status.FAILED, failure_reason=failure)
-        raise RefundError(
-            _("The payment service refused the refund: %(reason)s")
-            % {"reason": error.extra.get("provider_message") or error.message},
-            code="refund_refused",
-            extra={"refund_id": refund.pk, "gateway_code": error.code},
-        ) from error
-    Refund.objects.filter(pk=refund.pk, provider_refund_id__isnull=True).update(
-        provider_refund_id=result.provider_id, updated_at=timezone.now()
-    )
-    refund.refresh_from_db()
-    if result.status in (Refund.Status.FAILED, Refund.Status.CANCELED):
-        refund_complete(refund=refund, status=result.status)
-        refund.refresh_from_db()
-    # "succeeded" stays pending here: the webhook is the truth (and completes it exactly once).
-    return refund
-
-
 def refund_complete(
     *,
     refund: Refund,
     status: str,
     provider_refund_id: str = "",
     failure_reason: str = "",
+    alert: bool = True,
 ) -> bool:
-    """Apply the provider's final word on ``refund``; True if this call changed its status.
+    """Apply the provider's word on ``refund``; True if this call changed its status.
 
-    ``succeeded``: the refund is recorded on the order once (partially_refunded / refunded, or,
-    for money returned on an order that was never marked paid, a timeline entry and the
-    ``REFUNDED`` notice). ``failed`` / ``canceled``: the amount is free to refund again.
-    ``pending`` / ``requires_action`` only record the provider id. A refund already final is
-    left as it is, so repeated and reordered webhooks change nothing.
+    The moves are in the module docstring; anything else (a repeated event, a ``succeeded``
+    arriving after ``failed``, a refund already final) changes nothing. ``pending`` /
+    ``requires_action`` also record the provider id. ``alert=False`` when a person sees the
+    failure at once (the provider refused the request they just made).
     """
     new_status = _STATUSES.get((status or "").lower())
     if new_status is None:
@@ -284,48 +297,98 @@ def refund_complete(
             if not taken:
                 locked.provider_refund_id = provider_refund_id
                 fields.append("provider_refund_id")
-        changed = locked.status == Refund.Status.PENDING and new_status != Refund.Status.PENDING
-        if changed:
+        move = _MOVES.get((locked.status, new_status))
+        if move is not None:
+            previous = locked.status
             locked.status = new_status
-            locked.completed_at = timezone.now()
-            fields += ["status", "completed_at"]
-            if new_status != Refund.Status.SUCCEEDED:
-                locked.failure_reason = (failure_reason or new_status)[:300]
-                fields.append("failure_reason")
+            fields.append("status")
+            if new_status == S.PENDING:  # the provider has it after all: ask it again later
+                locked.completed_at, locked.failure_reason = None, ""
+                locked.next_attempt_at = timezone.now() + FIRST_CHECK_AFTER
+            else:
+                locked.completed_at, locked.next_attempt_at = timezone.now(), None
+                if new_status in _CLOSED:
+                    locked.failure_reason = (failure_reason or new_status)[:300]
+            fields += ["completed_at", "failure_reason", "next_attempt_at"]
         if fields:
             locked.save(update_fields=[*fields, "updated_at"])
-        if changed and new_status == Refund.Status.SUCCEEDED:
+        if move == "record":
             _record_on_order(order, locked)
-        elif changed:
-            OrderEvent.objects.create(
-                order=order,
-                kind=Kind.NOTE,
-                actor=Actor.PROVIDER,
-                message=f"Refund of {locked.amount.format('en')} {new_status}: "
-                f"{locked.failure_reason}"[:300],
-                data={"refund_id": locked.pk, "status": new_status},
-            )
+            if previous == S.ABANDONED:
+                _alert(order, locked, "succeeded after it was given up")
+        elif move == "reverse":
+            _reverse_on_order(order, locked)
+            _alert(order, locked, "failed after it had succeeded")
+        elif move is not None:
+            _note(order, locked, previous)
+            if move == "close" and previous == S.PENDING and alert:
+                _alert(order, locked, "failed")
     for name in ("status", "completed_at", "failure_reason", "provider_refund_id"):
         setattr(refund, name, getattr(locked, name))
-    return changed
+    return move is not None
+
+
+def _reference(refund: Refund) -> str:
+    return refund.provider_refund_id or refund.idempotency_key
+
+
+def _note(order: Order, refund: Refund, previous: str) -> None:
+    text = f"Refund of {refund.amount.format('en')} {previous} -> {refund.status}"
+    if refund.failure_reason:
+        text += f": {refund.failure_reason}"
+    OrderEvent.objects.create(
+        order=order,
+        kind=Kind.NOTE,
+        actor=Actor.PROVIDER,
+        message=text[:300],
+        data={"refund_id": refund.pk, "status": refund.status, "from": previous},
+    )
+
+
+def _alert(order: Order, refund: Refund, what: str) -> None:
+    """Flag the order and tell the operators and the shop's managers (after commit)."""
+    reference = _reference(refund)
+    amount = refund.amount.format("en")
+    reason = f": {refund.failure_reason}" if refund.failure_reason else ""
+    order_flag_and_alert(
+        order=order,
+        reason=f"Refund {reference} of {amount} {what}{reason}.",
+        subject=f"Refund on order {order.number} {what}",
+        details=(
+            f"Refund {reference} of {amount} for order {order.number} {what}{reason}. "
+            f"What the customer has been given back: "
+            f"{Money(_given_back(order), order.currency).format('en')}. Check the refund at "
+            "the payment provider and settle it with the customer (refund again, or another way)."
+        ),
+    )
+
+
+def _given_back(order: Order) -> int:
+    total = Refund.objects.filter(order=order, status=S.SUCCEEDED).aggregate(t=Sum("amount_minor"))
+    return total["t"] or 0
+
+
+def _given_back_of(payment: Payment) -> int:
+    total = payment.refunds.filter(status=S.SUCCEEDED).aggregate(t=Sum("amount_minor"))
+    return total["t"] or 0
 
 
 def _record_on_order(order: Order, refund: Refund) -> None:
     """Put a succeeded refund on the order (called with the order and refund rows locked)."""
     actor = Actor.STAFF if refund.requested_by_id else Actor.PROVIDER
-    reference = refund.provider_refund_id or refund.idempotency_key
-    allowed = TRANSITIONS.get(order.status, frozenset())
-    if Order.Status.REFUNDED in allowed or Order.Status.PARTIALLY_REFUNDED in allowed:
+    reference = _reference(refund)
+    if order.status in _PAID_STATUSES:
         try:
             order_record_refund(
                 order=order,
                 amount_minor=refund.amount_minor,
+                net_paid_minor=order_net_paid_minor(order=order),
                 user=refund.requested_by,
                 actor=actor,
                 reference=reference,
             )
             return
-        except ApplicationError as error:  # more than the order's total: money left anyway
+        except ApplicationError as error:  # e.g. a refund on an order already fully refunded
             order_flag_and_alert(
                 order=order,
                 reason=f"Refund {reference} could not be recorded: {error.code}.",
@@ -339,7 +402,7 @@ def _record_on_order(order: Order, refund: Refund) -> None:
             return
     # Money returned for an order our books never marked paid (a payment that arrived after
     # the order expired): no status to change, but the timeline and the shopper learn of it.
-    refunded = _refunded_total(refund.payment.refunds.filter(status=Refund.Status.SUCCEEDED))
+    refunded = _given_back_of(refund.payment)
     OrderEvent.objects.create(
         order=order,
         kind=Kind.REFUNDED,
@@ -361,8 +424,36 @@ def _record_on_order(order: Order, refund: Refund) -> None:
     )
 
 
-def _refunded_total(refunds: Iterable[Refund]) -> int:
-    return sum(r.amount_minor for r in refunds)
+def _reverse_on_order(order: Order, refund: Refund) -> None:
+    """Take back a refund that failed after it succeeded (order and refund rows locked)."""
+    reference = _reference(refund)
+    if order.status in _PAID_STATUSES:
+        order_record_refund_reversal(
+            order=order,
+            amount_minor=refund.amount_minor,
+            net_paid_minor=order_net_paid_minor(order=order),
+            reason=refund.failure_reason,
+            reference=reference,
+        )
+        return
+    OrderEvent.objects.create(
+        order=order,
+        kind=Kind.REFUND_FAILED,
+        actor=Actor.PROVIDER,
+        message=refund.failure_reason[:300],
+        data={
+            "amount_minor": refund.amount_minor,
+            "refund_id": refund.pk,
+            "reference": reference,
+            "status_unchanged": order.status,
+        },
+    )
+    order_announce(
+        order=order,
+        notice=OrderNotice.REFUND_FAILED,
+        amount_minor=refund.amount_minor,
+        reference=reference,
+    )
 
 
 def refund_record_external(
@@ -386,6 +477,7 @@ def refund_record_external(
                 currency=payment.currency,
                 reason="Refunded at the payment provider",
                 provider_refund_id=provider_refund_id,
+                next_attempt_at=timezone.now() + FIRST_CHECK_AFTER,
             )
             OrderEvent.objects.create(
                 order=order,

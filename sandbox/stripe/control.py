@@ -4,15 +4,17 @@ Sandbox only (the whole app is mounted only when ``SANDBOX_ENABLED``); no authen
 Settings live in the database, so they apply to the web and worker processes alike.
 
 ``GET  _control/``
-    ``{"duplicate", "hold", "fail_next", "webhook_url", "delivering_to", "deliveries":
-    {"pending": n, "held": n, "delivered": n, "failed": n}}``.
+    ``{"duplicate", "hold", "fail_next", "webhook_url", "refund_status", "delivering_to",
+    "deliveries": {"pending": n, "held": n, "delivered": n, "failed": n}}``.
 ``POST _control/``  JSON body, any of:
     ``"duplicate": true`` every new event is delivered twice (two deliveries, same event id);
     ``"hold": true`` new events are kept back (deliveries ``held``) until released;
     ``"fail_next": 3`` the next 3 delivery attempts fail without reaching the endpoint (each
     recorded as failed and retried on the usual schedule);
     ``"webhook_url": "http://..."`` deliver there instead of
-    ``{PUBLIC_BASE_URL}/payments/stripe/webhook/`` (``""`` restores it).
+    ``{PUBLIC_BASE_URL}/payments/stripe/webhook/`` (``""`` restores it);
+    ``"refund_status": "pending"`` new refunds wait (``pending``) until settled below
+    (``"succeeded"``, the default, completes them at once).
     Answers the settings as ``GET`` does; a wrong name or type is 400 and changes nothing.
 ``POST _control/release/``  JSON body ``{"order": "fifo" | "reverse" | "shuffle", "seed": 7}``
     (both optional): the held deliveries go out one after another in that order (one task);
@@ -27,6 +29,11 @@ Settings live in the database, so they apply to the web and worker processes ali
     events newest first (at most 200), optionally of one type or about one object id:
     ``{"data": [{"id", "type", "created", "object_id", "deliveries": [{"id", "copy", "state",
     "attempts", "last_status", "log"}]}]}``.
+``POST _control/refunds/<id>/``  JSON body ``{"status": "succeeded" | "failed",
+    "failure_reason": "expired_or_canceled_card"}``: what the bank does later with a refund: a
+    pending one succeeds or fails, a succeeded one fails (the money comes back to the charge).
+    Emits ``refund.updated``, ``charge.refund.updated`` (and ``refund.failed``); answers the
+    refund; 400 for a move a refund cannot make, 404 for an unknown refund.
 ``POST _control/sessions/<id>/expire/``
     expire an open Checkout Session now, as if its ``expires_at`` had passed
     (``checkout.session.expired`` follows); ``{"expired": true|false, "status": "..."}``,
@@ -44,6 +51,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from sandbox.stripe.errors import StripeError
 from sandbox.stripe.models import Event, EventDelivery, StripeObject
 from sandbox.stripe.services.checkout import session_expire_if_due
 from sandbox.stripe.services.events import (
@@ -56,6 +64,7 @@ from sandbox.stripe.services.events import (
     deliveries_release,
     webhook_url,
 )
+from sandbox.stripe.services.refunds import refund_settle
 
 
 def _error(message: str, *, status: int = 400, param: str | None = None) -> JsonResponse:
@@ -82,6 +91,7 @@ def _state() -> dict[str, Any]:
         "hold": control.hold,
         "fail_next": control.fail_next,
         "webhook_url": control.webhook_url,
+        "refund_status": control.refund_status,
         "delivering_to": webhook_url(),
         "deliveries": {state: counts.get(state, 0) for state in EventDelivery.State.values},
     }
@@ -103,9 +113,14 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
                 parts is None or parts.scheme not in ("http", "https") or not parts.netloc
             ):
                 raise ValueError("webhook_url must be an http(s) URL or empty.", name)
+        elif name == "refund_status":
+            if value not in ("succeeded", "pending"):
+                raise ValueError("refund_status must be succeeded or pending.", name)
         else:
             raise ValueError(
-                f"Unknown control {name!r}: use duplicate, hold, fail_next or webhook_url.", name
+                f"Unknown control {name!r}: use duplicate, hold, fail_next, webhook_url or "
+                "refund_status.",
+                name,
             )
         changes[name] = value
     return changes
@@ -205,3 +220,20 @@ def session_expire_now(request: HttpRequest, session_id: str) -> JsonResponse:
     expired = session_expire_if_due(session_id=session_id, force=True)
     status = StripeObject.objects.get(pk=session_id).data["status"]
     return JsonResponse({"expired": expired, "status": status})
+
+
+@csrf_exempt
+@require_POST
+def refund_settle_now(request: HttpRequest, refund_id: str) -> JsonResponse:
+    try:
+        body = _json_body(request)
+    except ValueError as error:
+        return _error(str(error))
+    status, reason = body.get("status"), body.get("failure_reason", "")
+    if not isinstance(status, str) or not isinstance(reason, str):
+        return _error("status and failure_reason must be strings.", param="status")
+    try:
+        refund = refund_settle(refund_id=refund_id, status=status, failure_reason=reason)
+    except StripeError as error:
+        return JsonResponse(error.body(), status=error.status)
+    return JsonResponse(refund)

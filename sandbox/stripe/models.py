@@ -94,6 +94,9 @@ class Control(models.Model):
     hold = models.BooleanField(default=False)
     fail_next = models.PositiveIntegerField(default=0)
     webhook_url = models.URLField(max_length=500, blank=True)
+    #: New refunds are created ``succeeded`` (test-mode cards) or ``pending`` (as when the
+    #: balance does not cover them), until settled through ``_control/refunds/<id>/``.
+    refund_status = models.CharField(max_length=10, default="succeeded")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

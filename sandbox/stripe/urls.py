@@ -14,6 +14,11 @@ urlpatterns = [
     path("_control/deliver/", control.deliver, name="stripe-control-deliver"),
     path("_control/events/", control.events, name="stripe-control-events"),
     path(
+        "_control/refunds/<str:refund_id>/",
+        control.refund_settle_now,
+        name="stripe-control-refund-settle",
+    ),
+    path(
         "_control/sessions/<str:session_id>/expire/",
         control.session_expire_now,
         name="stripe-control-session-expire",

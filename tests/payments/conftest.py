@@ -105,3 +105,15 @@ def make_order(db, settings) -> Callable[..., Order]:
         return order_create_from_cart(cart=cart, shipping_method=method, address=address)
 
     return make
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    """The publish of ``payments.tasks.submit_refund`` recorded instead of sent to Redis (see
+    ``tests/payments/refund_helpers.py``); ``broker.run_all()`` runs the real task."""
+    from payments.tasks import submit_refund
+    from tests.payments.refund_helpers import RefundBroker
+
+    recorder = RefundBroker()
+    monkeypatch.setattr(submit_refund, "apply_async", recorder.apply_async)
+    return recorder

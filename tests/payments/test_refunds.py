@@ -17,8 +17,9 @@ from payments.services.refunds import (
     refund_remaining_minor,
     refund_request,
 )
-from payments.tasks import submit_refund
+from payments.tasks import sweep_refunds
 from tests.factories import merchant_create, staff_create
+from tests.payments.refund_helpers import time_passes
 from tests.payments.webhook_helpers import (
     checkout_start,
     deliver_and_process,
@@ -161,10 +162,11 @@ def test_repeated_and_reordered_refund_webhooks_record_the_refund_once(
     order, payment = paid
     refund = refund_request(order=order, amount_minor=1000, user=owner)
 
-    _refund_event(client, monkeypatch, stripe_stub, refund, "succeeded", "refund.created")
+    _refund_event(client, monkeypatch, stripe_stub, refund, "succeeded", "refund.updated")
     _refund_event(client, monkeypatch, stripe_stub, refund, "succeeded", "refund.updated")
     _charge_refunded(client, monkeypatch, stripe_stub, payment)
-    _refund_event(client, monkeypatch, stripe_stub, refund, "failed", "refund.updated")
+    # refund.created, sent first but delivered last, still says "pending": it undoes nothing.
+    _refund_event(client, monkeypatch, stripe_stub, refund, "pending", "refund.created")
 
     order.refresh_from_db()
     refund.refresh_from_db()
@@ -174,17 +176,26 @@ def test_repeated_and_reordered_refund_webhooks_record_the_refund_once(
     assert len(refunded_notices) == 1
 
 
-def test_charge_refunded_alone_completes_the_pending_refund(
-    client, monkeypatch, stripe_stub, paid, owner
+def test_charge_refunded_alone_completes_the_pending_refund_by_asking_stripe_for_it(
+    client, monkeypatch, stripe_stub, paid, owner, broker
 ):
+    """The charge does not name its refunds (Stripe dropped the list): the refunds sweep asks
+    Stripe for each pending refund of that payment, by id, and applies what Stripe says."""
     order, payment = paid
     refund = refund_request(order=order, amount_minor=4000, user=owner)
+    stripe_stub.refunds[refund.provider_refund_id]["status"] = "succeeded"
 
     event = _charge_refunded(client, monkeypatch, stripe_stub, payment)
 
     refund.refresh_from_db()
-    order.refresh_from_db()
     assert event.status == ProviderEvent.Status.PROCESSED
+    assert refund.status == Refund.Status.PENDING  # nothing decided from amounts
+    assert sweep_refunds.apply().get() == 1
+    assert broker.run_all() == [Refund.Status.SUCCEEDED]
+    asked = stripe_stub.requests_to(f"/v1/refunds/{refund.provider_refund_id}", method="GET")
+    assert len(asked) == 1
+    refund.refresh_from_db()
+    order.refresh_from_db()
     assert refund.status == Refund.Status.SUCCEEDED
     assert (order.status, order.refunded_minor) == (Status.REFUNDED, 4000)
 
@@ -227,24 +238,20 @@ def test_a_refund_the_provider_refuses_fails_at_once(stripe_stub, paid, owner):
 
 
 def test_a_provider_that_does_not_answer_is_retried_with_the_same_key(
-    stripe_stub, paid, owner, monkeypatch, django_capture_on_commit_callbacks
+    stripe_stub, paid, owner, broker, django_capture_on_commit_callbacks
 ):
     order, _payment = paid
     stripe_stub.fail_next(status=503, path="/v1/refunds")
-    queued = []
-    monkeypatch.setattr(
-        "payments.tasks.submit_refund.apply_async",
-        lambda args, **options: queued.append((args[0], options["countdown"])),
-    )
 
     with django_capture_on_commit_callbacks(execute=True):
         refund = refund_request(order=order, amount_minor=1000, user=owner)
 
     assert refund.status == Refund.Status.PENDING
     assert refund.provider_refund_id is None
-    assert queued == [(refund.pk, 30)]
+    assert broker.countdowns() == [(refund.pk, 30)]
 
-    assert submit_refund.run(refund.pk) == Refund.Status.PENDING
+    time_passes(seconds=30)
+    assert broker.run_all() == [Refund.Status.PENDING]
     refund.refresh_from_db()
     assert refund.provider_refund_id.startswith("re_")
     keys = [r.headers["idempotency-key"] for r in stripe_stub.requests_to("/v1/refunds")]

@@ -72,7 +72,15 @@ def control_update(*, changes: dict[str, Any]) -> Control:
 
 def control_reset() -> list[int]:
     """Every control back to normal; held deliveries are released in their order."""
-    control_update(changes={"duplicate": False, "hold": False, "fail_next": 0, "webhook_url": ""})
+    control_update(
+        changes={
+            "duplicate": False,
+            "hold": False,
+            "fail_next": 0,
+            "webhook_url": "",
+            "refund_status": "succeeded",
+        }
+    )
     return deliveries_release(order="fifo")
 
 

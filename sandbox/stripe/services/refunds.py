@@ -1,9 +1,19 @@
-"""Refunds: ``POST /v1/refunds`` against a succeeded PaymentIntent or Charge.
+"""Refunds: ``POST /v1/refunds`` against a succeeded PaymentIntent or Charge, and the later
+life of a refund (test controls).
 
 Card refunds in test mode succeed at once: the refund is created ``succeeded``, the charge's
 ``amount_refunded`` grows (``refunded`` once all of it is back), and two events follow:
 ``refund.created`` (the refund, with its metadata) and ``charge.refunded`` (the charge, with
-``previous_attributes``).
+``previous_attributes``). With the control ``refund_status: "pending"`` new refunds are created
+``pending`` (``pending_reason: "processing"``) instead; the money is held on the charge all
+the same, as Stripe does.
+
+:func:`refund_settle` plays what the bank does afterwards: a pending refund succeeds or fails,
+and a succeeded one can still fail (the card was closed and the issuer sends the money back).
+A failure gives the amount back to the charge (``amount_refunded`` shrinks) and sets
+``failure_reason`` and ``failure_balance_transaction``. Each change emits ``refund.updated``
+and ``charge.refund.updated`` (the refund, with the previous status), plus ``refund.failed``
+for a failure.
 """
 
 from __future__ import annotations
@@ -14,10 +24,22 @@ from django.db import transaction
 
 from sandbox.stripe.errors import StripeError, as_int, invalid
 from sandbox.stripe.services.checkout import metadata_param
-from sandbox.stripe.services.events import event_emit
+from sandbox.stripe.services.events import control_get, event_emit
 from sandbox.stripe.services.objects import new_id, now, object_create, object_get, object_save
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+#: Stripe's refund ``failure_reason`` values (the library's Refund type, 2026-10-28).
+FAILURE_REASONS = (
+    "lost_or_stolen_card",
+    "expired_or_canceled_card",
+    "charge_for_pending_refund_disputed",
+    "insufficient_funds",
+    "declined",
+    "merchant_request",
+    "unknown",
+)
+#: status now -> statuses it may move to.
+_SETTLE = {"pending": ("succeeded", "failed"), "succeeded": ("failed",)}
 
 
 @transaction.atomic
@@ -90,6 +112,8 @@ def refund_create(
         "status": "succeeded",
         "transfer_reversal": None,
     }
+    if control_get().refund_status == "pending":
+        refund.update(status="pending", pending_reason="processing")
     object_create(kind="refund", data=refund)
     previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
     charge["amount_refunded"] += amount
@@ -105,4 +129,44 @@ def refund_create(
         idempotency_key=idempotency_key,
         previous_attributes=previous,
     )
+    return refund
+
+
+@transaction.atomic
+def refund_settle(*, refund_id: str, status: str, failure_reason: str = "") -> dict[str, Any]:
+    """Move refund ``refund_id`` to ``status`` (see the module docstring) and emit its events.
+
+    :raises StripeError: unknown refund (404), a move a refund cannot make (a failed refund
+        stays failed), an unknown ``failure_reason``.
+    """
+    row = object_get(kind="refund", object_id=refund_id, lock=True)
+    refund = row.data
+    if status not in _SETTLE.get(refund["status"], ()):
+        raise invalid(
+            f"Refund {refund_id} is {refund['status']}; it cannot become {status!r}.",
+            param="status",
+        )
+    if status == "failed":
+        failure_reason = failure_reason or "expired_or_canceled_card"
+        if failure_reason not in FAILURE_REASONS:
+            raise invalid(
+                f"failure_reason must be one of {', '.join(FAILURE_REASONS)}.",
+                param="failure_reason",
+            )
+        charge_row = object_get(kind="charge", object_id=refund["charge"], lock=True)
+        charge = charge_row.data
+        charge["amount_refunded"] = max(charge["amount_refunded"] - refund["amount"], 0)
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        object_save(charge_row)
+        refund["failure_reason"] = failure_reason
+        refund["failure_balance_transaction"] = new_id("txn_3Q")
+    previous = {"status": refund["status"]}
+    refund["status"] = status
+    refund.pop("pending_reason", None)
+    object_save(row)
+    types = ["refund.updated", "charge.refund.updated"]
+    if status == "failed":
+        types.append("refund.failed")
+    for type_ in types:
+        event_emit(type=type_, obj=refund, previous_attributes=previous)
     return refund
