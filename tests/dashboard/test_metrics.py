@@ -25,6 +25,7 @@ from commerce.services.orders import (
     order_expire,
     order_mark_paid,
     order_record_refund,
+    order_record_refund_reversal,
 )
 from commerce.services.sales_figures import day_of, sales_figures_rebuild
 from dashboard.selectors.metrics import (
@@ -240,6 +241,28 @@ def test_a_refund_is_booked_on_the_day_the_order_was_paid(merchant_a):
     paid_day = DailySales.objects.get(merchant=merchant_a, day=TODAY - timedelta(days=10))
     assert (paid_day.revenue_minor, paid_day.refunded_minor) == (3000, 1200)
     assert not DailySales.objects.filter(merchant=merchant_a, day=TODAY).exists()
+
+
+def test_a_refund_taken_back_and_a_duplicate_given_back_keep_net_revenue_true(merchant_a):
+    """Net revenue counts only what was given back of what the orders cost: a duplicate payment
+    refunded takes nothing off, a refund that failed after succeeding takes its amount back;
+    and the kept figures still equal a recount from the orders."""
+    paid_day = TODAY - timedelta(days=10)
+    then = NOW - timedelta(days=10)
+    order = pay(place(merchant_a, when=then, price=3000), when=then)
+    twice = pay(place(merchant_a, when=then, price=2000), when=then)
+    refund(order, 1200, when=NOW)
+    with at(NOW):
+        order_record_refund_reversal(order=order, amount_minor=1200, net_paid_minor=3000)
+        order_record_refund(order=twice, amount_minor=2000, net_paid_minor=2000)
+
+    row = DailySales.objects.get(merchant=merchant_a, day=paid_day)
+    assert (row.revenue_minor, row.refunded_minor) == (5000, 0)
+    (figures,) = metrics_summary(scope=Scope(merchant_a), today=paid_day)
+    assert figures.periods["today"].current.net_minor == 5000
+    kept = sorted(DailySales.objects.values_list("day", "revenue_minor", "refunded_minor"))
+    sales_figures_rebuild()
+    assert sorted(DailySales.objects.values_list("day", "revenue_minor", "refunded_minor")) == kept
 
 
 def test_a_failed_transition_leaves_the_figures_unchanged(merchant_a):

@@ -21,6 +21,7 @@ from commerce.services.orders import (
     order_mark_paid,
     order_payment_failed,
     order_record_refund,
+    order_record_refund_reversal,
 )
 from messenger.models import OutboundMessage
 from messenger.services.outbox import outbox_deliver_customer
@@ -170,6 +171,40 @@ def test_arabic_shopper_gets_arabic_updates(order, messenger_customer, graph_stu
     refund_text = texts[-1]
     assert "استرداد" in refund_text or "أعدنا" in refund_text, refund_text
     assert "US$" in refund_text
+
+
+def test_two_refunds_of_the_same_amount_are_two_messages(order, messenger_customer, graph_stub):
+    order = _paid(order)
+    order_record_refund(order=order, amount_minor=500)
+    order_record_refund(order=order, amount_minor=500)
+    outbox_deliver_customer(customer_id=messenger_customer.pk)
+    texts = [b["message"].get("text", "") for b in graph_stub.sent_messages()]
+    assert sum("We refunded $5.00" in text for text in texts) == 2
+
+
+@pytest.mark.parametrize(
+    ("locale", "says"),
+    [("en_US", "did not reach you"), ("ar_AR", "لم يصلك")],
+)
+def test_a_refund_that_failed_after_the_shopper_was_told_is_corrected_in_their_language(
+    order, messenger_customer, graph_stub, locale, says
+):
+    messenger_customer.locale = locale
+    messenger_customer.save()
+    order = _paid(Order.objects.get(pk=order.pk))
+    order_record_refund(order=order, amount_minor=1000, reference="re_1")
+    order_record_refund_reversal(
+        order=order,
+        amount_minor=1000,
+        net_paid_minor=order.total_minor,
+        reason="expired_or_canceled_card",
+        reference="re_1",
+    )
+    outbox_deliver_customer(customer_id=messenger_customer.pk)
+    last = graph_stub.sent_messages()[-1]["message"]
+    assert says in last["text"] and order.number in last["text"]
+    assert last["quick_replies"][0]["payload"] == "HELP"
+    assert OutboundMessage.objects.filter(dedupe_key=f"refund-failed:{order.pk}:re_1").count() == 1
 
 
 def test_expired_order_offers_to_try_again_and_reorder_refills_the_cart(

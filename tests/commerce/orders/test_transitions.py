@@ -33,6 +33,7 @@ from commerce.services.orders import (
     order_mark_paid_if_pending,
     order_payment_failed,
     order_record_refund,
+    order_record_refund_reversal,
 )
 from commerce.services.stock import stock_release, stock_sell
 from commerce.tasks import expire_unpaid_orders
@@ -522,6 +523,62 @@ def test_refund_outside_what_is_left_is_refused(amount, place):
     fresh = Order.objects.get(pk=order.pk)
     assert (fresh.status, fresh.refunded_minor) == (S.PARTIALLY_REFUNDED, 500)
     assert fresh.events.count() == events
+
+
+def test_giving_back_a_duplicate_payment_keeps_the_order_paid_and_shippable(place, notices):
+    """Paid twice (40.00 collected for a 20.00 order): 20.00 back still leaves it paid."""
+    order = _paid(place(qty=2))
+    notices.clear()
+
+    order_record_refund(order=order, amount_minor=2000, net_paid_minor=2000, reference="re_dup")
+
+    assert (order.status, order.refunded_minor) == (S.PAID, 0)
+    event = order.events.get(kind=Kind.REFUNDED)
+    assert event.data["status_unchanged"] == S.PAID
+    assert [(n, d["fully_refunded"]) for n, _pk, d in notices] == [(OrderNotice.REFUNDED, False)]
+    order_fulfil(order=order, carrier="Aramex")
+    assert order.status == S.FULFILLED
+
+    order_record_refund(order=order, amount_minor=500, net_paid_minor=1500, reference="re_2")
+    assert (order.status, order.refunded_minor) == (S.PARTIALLY_REFUNDED, 500)
+    order_record_refund(order=order, amount_minor=1500, net_paid_minor=0, reference="re_3")
+    assert (order.status, order.refunded_minor) == (S.REFUNDED, 2000)
+
+
+@pytest.mark.parametrize(
+    ("build", "back_to"),
+    [(_paid, S.PAID), (_shipped, S.FULFILLED), (BUILD[S.DELIVERED], S.DELIVERED)],
+)
+def test_a_refund_taken_back_returns_the_order_to_where_it_was(place, notices, build, back_to):
+    order = build(place(qty=2))  # 20.00
+    order_record_refund(order=order, amount_minor=2000, reference="re_1")
+    assert order.status == S.REFUNDED
+    notices.clear()
+
+    order_record_refund_reversal(
+        order=order, amount_minor=2000, net_paid_minor=2000, reason="card closed", reference="re_1"
+    )
+
+    assert (order.status, order.refunded_minor) == (back_to, 0)
+    event = order.events.get(kind=Kind.REFUND_FAILED)
+    assert (event.data["from"], event.data["to"], event.message) == (
+        S.REFUNDED,
+        back_to,
+        "card closed",
+    )
+    assert notices == [
+        (OrderNotice.REFUND_FAILED, order.pk, {"amount_minor": 2000, "reference": "re_1"})
+    ]
+
+
+def test_one_of_two_refunds_taken_back_leaves_the_order_partially_refunded(place):
+    order = _paid(place(qty=2))
+    order_record_refund(order=order, amount_minor=500, reference="re_1")
+    order_record_refund(order=order, amount_minor=1500, reference="re_2")
+
+    order_record_refund_reversal(order=order, amount_minor=500, net_paid_minor=500)
+
+    assert (order.status, order.refunded_minor) == (S.PARTIALLY_REFUNDED, 1500)
 
 
 def test_unpaid_order_cannot_be_refunded(place):

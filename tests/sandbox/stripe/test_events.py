@@ -388,3 +388,95 @@ def test_the_admin_lists_events_with_their_deliveries(client, admin_client):
     assert event.pk in listing.content.decode()
     assert "checkout.session.expired" in detail.content.decode()
     assert "pending" in detail.content.decode()
+
+
+# -- refunds that wait, and refunds that fail later ----------------------------------------------
+
+
+def _paid_through_the_sandbox(client, make_order) -> Order:
+    order = make_order()
+    payment = checkout_session_start(order=order, locale="en")
+    _pay_on_the_hosted_page(client, payment)
+    _deliver_all()
+    _process_stored_events()
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID
+    return order
+
+
+def test_a_succeeded_refund_that_fails_later_reaches_the_service_and_reopens_the_order(
+    stand_in, make_order, client
+):
+    order = _paid_through_the_sandbox(client, make_order)
+    refund = refund_request(
+        order=order, amount_minor=order.total_minor, user=staff_create(merchant=order.merchant)
+    )
+    _deliver_all()
+    _process_stored_events()
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
+
+    failed = _control(
+        client, f"refunds/{refund.provider_refund_id}/", status="failed",
+        failure_reason="lost_or_stolen_card",
+    )  # fmt: skip
+    _deliver_all()
+    _process_stored_events()
+
+    assert (failed["status"], failed["failure_reason"]) == ("failed", "lost_or_stolen_card")
+    charge = StripeObject.objects.get(object="charge").data
+    assert (charge["amount_refunded"], charge["refunded"]) == (0, False)
+    about_it = Event.objects.filter(payload__data__object__id=refund.provider_refund_id)
+    assert set(about_it.values_list("type", flat=True)) >= {
+        "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
+    }
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert (refund.status, refund.failure_reason) == (Refund.Status.FAILED, "lost_or_stolen_card")
+    assert (order.status, order.refunded_minor) == (Order.Status.PAID, 0)
+    assert order.needs_review
+
+
+def test_pending_refunds_wait_until_the_bank_settles_them(stand_in, make_order, client):
+    order = _paid_through_the_sandbox(client, make_order)
+    _control(client, refund_status="pending")
+    refund = refund_request(
+        order=order, amount_minor=1000, user=staff_create(merchant=order.merchant)
+    )
+    _deliver_all()
+    _process_stored_events()
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.PENDING
+    stored = StripeObject.objects.get(pk=refund.provider_refund_id).data
+    assert (stored["status"], stored["pending_reason"]) == ("pending", "processing")
+
+    _control(client, f"refunds/{refund.provider_refund_id}/", status="succeeded")
+    _deliver_all()
+    _process_stored_events()
+
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert (order.status, order.refunded_minor) == (Order.Status.PARTIALLY_REFUNDED, 1000)
+
+
+@pytest.mark.django_db
+def test_a_refund_cannot_come_back_from_failed(client):
+    from sandbox.stripe.services.objects import object_create
+
+    object_create(
+        kind="refund",
+        data={"id": "re_done", "object": "refund", "status": "failed", "amount": 100},
+    )
+    response = client.post(
+        CONTROL + "refunds/re_done/", json.dumps({"status": "succeeded"}), "application/json"
+    )
+    missing = client.post(
+        CONTROL + "refunds/re_nope/", json.dumps({"status": "failed"}), "application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "status"
+    assert missing.status_code == 404
