@@ -1017,14 +1017,14 @@ def order_record_refund_reversal(
     data |= {"from": locked.status, "to": to}
     locked.status, locked.refunded_minor = to, refunded
     locked.save(update_fields=["status", "refunded_minor", "updated_at"])
-    _event(locked, Kind.REFUND_FAILED, actor=actor, message=reason, data=data)
+    event = _event(locked, Kind.REFUND_FAILED, actor=actor, message=reason, data=data)
     if change:
         sales_record_refund(order=locked, amount_minor=change)
     order_announce(
         order=locked,
         notice=OrderNotice.REFUND_FAILED,
         amount_minor=amount_minor,
-        reference=reference,
+        reference=reference or f"event:{event.pk}",
     )
     return _sync(order, locked)
 

@@ -11,6 +11,7 @@ SWEEPS = (
     "messenger.tasks.inbox.inbox_sweep",
     "messenger.tasks.outbox.outbox_sweep",
     "payments.tasks.sweep_provider_events",
+    "payments.tasks.sweep_refunds",
 )
 
 
@@ -45,4 +46,9 @@ def sweep_delay_passes(minutes: int = 2) -> None:
     )
     ProviderEvent.objects.filter(status=ProviderEvent.Status.PENDING).update(
         received_at=F("received_at") - shift
+    )
+    from payments.models import Refund
+
+    Refund.objects.filter(status=Refund.Status.PENDING, next_attempt_at__isnull=False).update(
+        next_attempt_at=F("next_attempt_at") - shift
     )
