@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from sandbox.stripe.services.checkout import session_expire_if_due
+from sandbox.stripe.services.checkout import session_expire_when_due
 from sandbox.stripe.services.events import deliveries_deliver_in_order, delivery_attempt
 
 
@@ -26,5 +26,6 @@ def deliver_in_order(delivery_ids: list[int]) -> list[str]:
 
 @shared_task(ignore_result=True)
 def expire_session_when_due(session_id: str) -> bool:
-    """Queued at creation for ``expires_at``: expire the session if it is still open by then."""
-    return session_expire_if_due(session_id=session_id)
+    """Queued at creation for ``expires_at`` (in hops under the broker's visibility timeout):
+    expire the session if it is still open by then, else queue the next hop."""
+    return session_expire_when_due(session_id=session_id)

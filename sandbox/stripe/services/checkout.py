@@ -480,13 +480,36 @@ def session_create(*, params: dict[str, Any]) -> dict[str, Any]:
     return session
 
 
-def _schedule_expiry(session_id: str, seconds: int) -> None:
+def expiry_hop_seconds(seconds: float) -> float:
+    """The countdown of the next expiry check, ``seconds`` before the session is due: never
+    more than half the broker's visibility timeout (Redis hands a message whose countdown
+    outlives it to another worker, and the copies pile up), so a session open for hours is
+    checked in hops."""
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    cap = int(options.get("visibility_timeout", 3600)) // 2
+    return max(0.0, min(float(seconds), float(cap)))
+
+
+def _schedule_expiry(session_id: str, seconds: float) -> None:
     from sandbox.stripe.tasks import expire_session_when_due
 
     try:
-        expire_session_when_due.apply_async(args=[session_id], countdown=seconds, retry=False)
+        expire_session_when_due.apply_async(
+            args=[session_id], countdown=expiry_hop_seconds(seconds), retry=False
+        )
     except Exception:  # the page and the API expire it lazily anyway
         logger.warning("Could not schedule the expiry of %s.", session_id, exc_info=True)
+
+
+def session_expire_when_due(*, session_id: str) -> bool:
+    """The expiry task's work: expire the session if its time has come, else check again
+    later (another hop); True when this call expired it."""
+    if session_expire_if_due(session_id=session_id):
+        return True
+    row = StripeObject.objects.filter(pk=session_id, object=SESSION).first()
+    if row is not None and row.data["status"] == "open":
+        _schedule_expiry(session_id, row.data["expires_at"] - now())
+    return False
 
 
 def session_line_items(*, session_id: str) -> list[dict[str, Any]]:

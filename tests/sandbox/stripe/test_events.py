@@ -339,11 +339,40 @@ def test_a_session_past_its_expiry_is_expired_when_read_or_by_its_task(client):
     assert Event.objects.filter(type="checkout.session.expired").count() == 2
 
 
+@pytest.fixture
+def expiry_hops(monkeypatch) -> list[float]:
+    """Countdowns of the expiry task as published (the broker boundary), in order."""
+    hops: list[float] = []
+    monkeypatch.setattr(
+        expire_session_when_due,
+        "apply_async",
+        lambda args, countdown=None, **options: hops.append(countdown),
+    )
+    return hops
+
+
 @pytest.mark.django_db
-def test_the_expiry_task_leaves_a_session_that_is_not_due(client):
+def test_the_expiry_task_leaves_a_session_that_is_not_due(client, expiry_hops):
     session = session_create(client)
 
     assert expire_session_when_due.run(session["id"]) is False
+    assert StripeObject.objects.get(pk=session["id"]).data["status"] == "open"
+    assert 0 < expiry_hops[-1] <= 3600  # checked again when it is due
+
+
+@pytest.mark.django_db
+def test_a_session_open_for_hours_is_checked_in_hops_under_the_visibility_timeout(
+    client, expiry_hops, settings, django_capture_on_commit_callbacks
+):
+    import time
+
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    with django_capture_on_commit_callbacks(execute=True):
+        session = session_create(client, expires_at=str(int(time.time()) + 23 * 3600))
+
+    assert expiry_hops == [300]  # not a 23-hour countdown the broker would hand out again
+    assert expire_session_when_due.run(session["id"]) is False
+    assert expiry_hops == [300, 300]
     assert StripeObject.objects.get(pk=session["id"]).data["status"] == "open"
 
 
