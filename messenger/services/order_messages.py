@@ -272,8 +272,11 @@ def order_refund_failed_send_update(
             "Sorry: the refund of %(amount)s for order %(number)s did not reach you, your bank "
             "sent it back to us. We will contact you here to return the money another way."
         ) % {"amount": _money(order, amount_minor), "number": order.number}
-        message = builders.text(text, quick_replies=[common.qr_help(), common.qr_orders()])
-        _send(order, message, key=f"refund-failed:{order.pk}:{reference or amount_minor}")
+        _send(
+            order,
+            lambda: builders.text(text, quick_replies=[common.qr_help(), common.qr_orders()]),
+            key=_dedupe_key(f"refund-failed:{order.pk}:", str(reference or amount_minor)),
+        )
 
 
 def _try_again(order: Order, text: str, *, key: str) -> None:
