@@ -204,6 +204,36 @@ def from_stripe_amount(amount: int, currency: str) -> int:
     return minor
 
 
+#: Our amounts are ``BigIntegerField``s: anything from this up is no amount we can record.
+_AMOUNT_LIMIT = 2**63
+
+
+def _charge_amount(
+    charge: dict[str, Any], key: str, currency: str, *, missing_is_zero: bool = False
+) -> int:
+    """``charge[key]`` in our minor units, read strictly: Stripe's amounts are JSON integers of
+    minor units, so a float, a string, a boolean, a negative or absurd number, or an unknown
+    currency is never coerced into one (``int("2500")`` would have paid an order).
+
+    :raises GatewayError: ``amount_unreadable`` (not transient).
+    """
+    value = charge.get(key)
+    if value is None and missing_is_zero:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _AMOUNT_LIMIT:
+        try:
+            minor = from_stripe_amount(value, currency)
+        except (GatewayError, LookupError, ValueError):
+            minor = -1
+        if 0 <= minor < _AMOUNT_LIMIT:
+            return minor
+    raise GatewayError(
+        _("The payment service reported an amount we cannot record."),
+        code="amount_unreadable",
+        extra={"field": key, "value": repr(value)[:40], "currency": currency},
+    )
+
+
 def _amount_not_supported(amount_minor: int, currency: str) -> GatewayError:
     return GatewayError(
         _("This amount cannot be paid by card online. Please contact the shop."),
@@ -675,15 +705,15 @@ class StripeGateway:
             payment_intent = payment_intent.get("id", "")
         return ChargeInfo(
             id=charge["id"],
-            amount_minor=from_stripe_amount(int(charge.get("amount") or 0), currency),
+            amount_minor=_charge_amount(charge, "amount", currency),
             currency=currency,
             paid=bool(charge.get("paid")),
             refunded=bool(charge.get("refunded")),
             card_brand=card.get("brand") or "",
             card_last4=card.get("last4") or "",
             payment_intent_id=payment_intent,
-            amount_refunded_minor=from_stripe_amount(
-                int(charge.get("amount_refunded") or 0), currency
+            amount_refunded_minor=_charge_amount(
+                charge, "amount_refunded", currency, missing_is_zero=True
             ),
             livemode=bool(charge.get("livemode")),
         )
