@@ -698,7 +698,8 @@ class StripeGateway:
         charge = _to_dict(
             self._call("charge retrieve", self._client().v1.charges.retrieve, charge_id)
         )
-        currency = (charge.get("currency") or "").upper()
+        currency = charge.get("currency")
+        currency = currency.upper() if isinstance(currency, str) else ""
         card = (charge.get("payment_method_details") or {}).get("card") or {}
         payment_intent = charge.get("payment_intent") or ""
         if isinstance(payment_intent, dict):

@@ -15,6 +15,7 @@ a reason, and no handler may raise on it (an exception logged by the worker is a
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -25,15 +26,18 @@ from django.conf import settings
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from commerce.models import Variant
-from messenger.models import InboundEvent
+from commerce.models import Order, Variant
+from messenger.models import InboundEvent, MessengerPage
 from messenger.services.inbox import inbound_events_drain
 from messenger.webhook.signature import signature_header_value
 from payments.gateways import WebhookSignatureError, gateway_for
-from payments.models import ProviderEvent
+from payments.models import Payment, ProviderEvent
+from payments.services.buy_button import buy_button_payload_build
 from payments.services.events import MAX_ATTEMPTS, ProviderEventRetry, provider_event_process
-from tests.hostile.conftest import fuzz_settings, order_place
+from tests.factories import customer_create
+from tests.hostile.conftest import PAGE_ID, fuzz_settings, order_place
 from tests.hostile.mutations import (
+    HUGE_NUMBERS,
     JSON_VALUES,
     MESSENGER_FIXTURES,
     STRIPE_FIXTURES,
@@ -41,13 +45,22 @@ from tests.hostile.mutations import (
     load,
     mutated_document,
 )
+from tests.payments.buy_button_support import legacy_body, legacy_item, stripe_charge
 from tests.payments.stripe_stub import stripe_signature
+from tests.payments.webhook_helpers import checkout_start
 
 pytestmark = [pytest.mark.hostile, pytest.mark.django_db]
 
 MESSENGER_URL = "/messenger/webhook/"
 STRIPE_URL = "/payments/stripe/webhook/"
 _serial = itertools.count(1)
+PAID_STATUSES = {
+    Order.Status.PAID,
+    Order.Status.FULFILLED,
+    Order.Status.DELIVERED,
+    Order.Status.PARTIALLY_REFUNDED,
+    Order.Status.REFUNDED,
+}
 
 
 class CrashLog(logging.Handler):
@@ -207,6 +220,40 @@ def plenty(shop):
     return shop
 
 
+def _exactly_the_total(obj, order) -> bool:
+    """The event's session paid exactly ``order``'s total in its currency: an integer of minor
+    units (not a float, a string or a boolean) and the same currency code."""
+    if not isinstance(obj, dict):
+        return False
+    amount, currency = obj.get("amount_total"), obj.get("currency")
+    return (
+        type(amount) is int
+        and amount == order.total_minor
+        and isinstance(currency, str)
+        and currency.upper() == order.currency
+    )
+
+
+def _assert_paid_only_for_the_total(order, document) -> None:
+    """A fuzzed amount never marks an order paid: if ``order`` is paid now, the body that paid
+    it named exactly its total."""
+    order.refresh_from_db()
+    paid = (
+        order.status in PAID_STATUSES
+        or order.payments.filter(status=Payment.Status.SUCCEEDED).exists()
+    )
+    if not paid:
+        return
+    data = document.get("data") if isinstance(document, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    event("paid")
+    assert _exactly_the_total(obj, order), (
+        f"order {order.number} ({order.total_minor} {order.currency}) was marked paid by "
+        f"amount_total={obj.get('amount_total') if isinstance(obj, dict) else obj!r}, "
+        f"currency={obj.get('currency') if isinstance(obj, dict) else None!r}"
+    )
+
+
 def _stripe_check(client, body: bytes, crashes: CrashLog) -> None:
     before = ProviderEvent.objects.count()
     seen = set(ProviderEvent.objects.values_list("pk", flat=True))
@@ -239,6 +286,7 @@ def test_mutated_stripe_events_never_5xx_and_never_crash_the_worker(
     body = json.dumps(document).encode()
 
     _stripe_check(client, body, crashes)
+    _assert_paid_only_for_the_total(order, document)
 
 
 @fuzz_settings(max_examples=30)
@@ -274,3 +322,173 @@ def test_the_gateway_parser_returns_an_event_or_refuses(body):
         assert error.code == "webhook_payload_invalid", error.code
     else:
         assert isinstance(event, dict) and "id" in event and "type" in event
+
+
+# -- amounts: a fuzzed amount never marks an order paid ------------------------------------------
+
+_MISSING = "<missing>"
+
+
+def _amounts_around(total: int):
+    """Amounts an attacker or a broken sender would try: near misses of ``total`` in every
+    type JSON has (float, string, boolean, list...), out-of-range numbers, anything at all,
+    and the exact total now and then (the property must still allow a genuine payment)."""
+    return st.one_of(
+        st.sampled_from(
+            [
+                total,
+                float(total),
+                total + 0.5,
+                str(total),
+                f"{total // 100}.{total % 100:02d}",
+                True,
+                False,
+                None,
+                -total,
+                total - 1,
+                total + 1,
+                2 * total,
+                0,
+                2**63 + total,
+                [total],
+                {"value": total},
+                _MISSING,
+            ]
+        ),
+        st.sampled_from(HUGE_NUMBERS),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=12),
+        JSON_VALUES,
+    )
+
+
+def _currencies(ours: str):
+    """Mostly the order's own currency (so the amount is what decides), else anything."""
+    return st.one_of(
+        st.just(ours.lower()),
+        st.just(ours.lower()),
+        st.sampled_from([ours.upper(), "eur", "kwd", "jpy", "xxx", "", f"{ours} ", None]),
+        st.text(max_size=5),
+        JSON_VALUES,
+    )
+
+
+def _set(obj: dict, key: str, value) -> None:
+    if value == _MISSING and isinstance(value, str):
+        obj.pop(key, None)
+    else:
+        obj[key] = value
+
+
+@fuzz_settings(max_examples=60)
+@given(data=st.data())
+def test_a_fuzzed_stripe_amount_never_marks_an_order_paid(
+    client, plenty, stripe_stub, crashes, data
+):
+    """A genuine session of a real order, completed on the Stripe stub, then delivered with a
+    fuzzed amount and currency on a settling event type: the order is paid only when the body
+    says exactly its total, as an integer, in its currency."""
+    order = order_place(plenty)
+    payment = checkout_start(order)
+    session = stripe_stub.session_complete(payment.checkout_session_id)
+    kind = data.draw(
+        st.sampled_from(
+            [
+                "checkout.session.completed",
+                "checkout.session.async_payment_succeeded",
+                "payment_intent.succeeded",
+                "charge.succeeded",
+            ]
+        ),
+        label="type",
+    )
+    amount = data.draw(_amounts_around(order.total_minor), label="amount")
+    currency = data.draw(_currencies(order.currency), label="currency")
+    if kind.startswith("checkout."):
+        obj = session
+        _set(obj, "amount_total", amount)
+    else:
+        intent = copy.deepcopy(stripe_stub.payment_intents[session["payment_intent"]])
+        obj = (
+            copy.deepcopy(stripe_stub.charges[intent["latest_charge"]])
+            if kind.startswith("charge.")
+            else intent
+        )
+        obj["metadata"] = {**(obj.get("metadata") or {}), "order_id": str(order.pk)}
+        for key in ("amount", "amount_received", "amount_captured"):
+            _set(obj, key, amount)
+    _set(obj, "currency", currency)
+    document = {
+        "id": f"evt_amount_{next(_serial)}",
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": obj},
+    }
+
+    _stripe_check(client, json.dumps(document).encode(), crashes)
+
+    order.refresh_from_db()
+    if kind.startswith("checkout."):
+        _assert_paid_only_for_the_total(order, document)
+    else:  # no PaymentIntent or charge event carries a session's amount_total
+        assert order.status not in PAID_STATUSES, (kind, amount, currency)
+        assert not order.payments.filter(status=Payment.Status.SUCCEEDED).exists()
+
+
+@fuzz_settings(max_examples=40)
+@given(data=st.data())
+def test_a_fuzzed_buy_button_charge_never_marks_an_order_paid(
+    client, plenty, stripe_stub, crashes, data
+):
+    """A legacy v1.2 ``payment`` through the Messenger webhook whose charge, retrieved from the
+    Stripe stub by the inbox worker, carries a fuzzed amount and currency (and the dialog a
+    fuzzed amount): an order is paid only for a charge of exactly its total, as an integer."""
+    MessengerPage.objects.filter(pk=plenty.page.pk).update(
+        mode=MessengerPage.Mode.BUY_BUTTON, is_test_mode=False
+    )
+    customer = customer_create(
+        merchant=plenty.merchant, page_id=PAGE_ID, psid=f"2409{next(_serial):012d}"
+    )
+    price = plenty.variant.price_minor
+    charge_id = f"ch_fuzz_{next(_serial)}"
+    amount = data.draw(_amounts_around(price), label="charge amount")
+    currency = data.draw(_currencies("usd"), label="charge currency")
+    charge = stripe_charge(stripe_stub, charge_id=charge_id, amount=price)
+    _set(charge, "amount", amount)
+    _set(charge, "currency", currency)
+    # The dialog's amount: mostly the charge's own (so the charge is what decides), else the
+    # price or anything.
+    same = f"{amount // 100}.{amount % 100:02d}" if type(amount) is int and amount >= 0 else None
+    shown = data.draw(
+        st.sampled_from([same, same, f"{price // 100}.{price % 100:02d}", float(price) / 100])
+        | st.text(max_size=8),
+        label="dialog amount",
+    )
+    item = legacy_item(
+        "payment",
+        psid=customer.psid,
+        payload=buy_button_payload_build(variant_id=plenty.variant.pk, customer_id=customer.pk),
+        amount={"currency": "USD", "amount": shown},
+        payment_credential={
+            "provider_type": "stripe",
+            "charge_id": charge_id,
+            "fb_payment_id": str(next(_serial)),
+        },
+        shipping_option_id=None,
+    )
+    item["timestamp"] = int(time.time() * 1000)
+    seen = set(Order.objects.values_list("pk", flat=True))
+
+    _messenger_check(client, legacy_body(item, page_id=PAGE_ID), crashes)
+
+    genuine = type(amount) is int and amount == price and str(currency).upper() == "USD"
+    for order in Order.objects.exclude(pk__in=seen):
+        event(f"order {order.status}")
+        if order.status in PAID_STATUSES:
+            assert genuine, (amount, currency, order.total_minor)
+            assert order.total_minor == amount
+        else:
+            assert not order.payments.filter(status=Payment.Status.SUCCEEDED).exists()
