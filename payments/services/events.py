@@ -96,6 +96,7 @@ _PAID_STATUSES = frozenset(
     }
 )
 _MAX_ERROR_LENGTH = 2000
+_AMOUNT_LIMIT = 2**63  # amounts are BigIntegerFields
 _CLOSED_WORDS = {
     OrderStatus.EXPIRED: "the order expired",
     OrderStatus.CANCELLED: "the order was cancelled",
@@ -346,9 +347,11 @@ def _amount(obj: Mapping[str, Any], key: str, currency: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not currency:
         return None
     try:
-        return from_stripe_amount(value, currency)
+        minor = from_stripe_amount(value, currency)
     except (GatewayError, ValueError, LookupError):
         return None
+    # Negative, or beyond our BigIntegerField (recording it would fail the event for good).
+    return minor if 0 <= minor < _AMOUNT_LIMIT else None
 
 
 def _money(amount_minor: int | None, currency: str) -> str:

@@ -40,7 +40,12 @@ from tests.payments.buy_button_support import (
     stripe_charge,
 )
 from tests.payments.stripe_stub import stripe_event
-from tests.payments.webhook_helpers import checkout_start, enqueue_recorder, post_event
+from tests.payments.webhook_helpers import (
+    checkout_start,
+    enqueue_recorder,
+    fixture_object,
+    post_event,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -220,6 +225,32 @@ def test_an_unreadable_session_amount_is_flagged_never_taken_as_the_total(
     payment.refresh_from_db()
     assert payment.status == Payment.Status.MISMATCH
     assert payment.amount_minor == TOTAL  # what was asked for stays recorded
+
+
+@pytest.mark.parametrize("amount", [2**63, 10**30, -TOTAL])
+def test_a_session_we_never_opened_with_an_absurd_amount_is_settled_with_a_reason_never_paid(
+    client, monkeypatch, stripe_stub, order, amount
+):
+    """No payment row of ours names the session: whatever is done with it, an amount beyond
+    what we can record never fails the event for good (it failed with "bigint out of range"
+    after six tries) and never pays the order."""
+    session = fixture_object(
+        "checkout_session_completed",
+        id="cs_test_never_opened_here",
+        client_reference_id=str(order.pk),
+        metadata={"order_id": str(order.pk)},
+        amount_total=amount,
+        currency="usd",
+    )
+
+    event = _deliver_to_worker(client, monkeypatch, "checkout.session.completed", session)
+
+    assert event.status in (ProviderEvent.Status.PROCESSED, ProviderEvent.Status.IGNORED), (
+        event.status,
+        event.error,
+    )
+    assert event.error  # what was done, for the operators
+    _assert_never_paid(order)
 
 
 # -- PaymentIntent and charge events ----------------------------------------------------------
