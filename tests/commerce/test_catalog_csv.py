@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -610,7 +609,7 @@ def test_export_uses_few_queries(merchant_a, django_assert_max_num_queries):
     assert len(text.splitlines()) == 301
 
 
-# -- performance ---------------------------------------------------------------------------
+# -- scale (the seconds it takes are measured by bench/catalog_csv) ----------------------
 
 
 def test_ten_thousand_rows_import_in_one_go_with_bounded_queries(
@@ -635,12 +634,9 @@ def test_ten_thousand_rows_import_in_one_go_with_bounded_queries(
     # way the count depends on batches, never on rows.
     max_queries = 60 if connection.vendor == "postgresql" else 250
 
-    started = time.perf_counter()
-    with django_assert_max_num_queries(max_queries) as captured:
+    with django_assert_max_num_queries(max_queries):
         result = catalog_csv_import(merchant=merchant_a, file=upload(content))
-    elapsed = time.perf_counter() - started
 
-    print(f"\n10,000 rows: {len(captured)} queries, {elapsed:.2f}s on {connection.vendor}")
     assert (result.variants_created, result.products_created, result.categories_created) == (
         10_000,
         2_500,
@@ -648,21 +644,19 @@ def test_ten_thousand_rows_import_in_one_go_with_bounded_queries(
     )
     assert Variant.objects.filter(merchant=merchant_a).count() == 10_000
     assert Variant.objects.get(sku="SKU-09999").price_minor == 9999
-    assert elapsed < 30
 
     # Changing every price and title of the 10,000 rows is as cheap.
     for item in rows:
         item["title"] += " (new)"
         item["price"] = "1" + item["price"]
-    started = time.perf_counter()
-    with django_assert_max_num_queries(max_queries) as captured:
+    with django_assert_max_num_queries(max_queries):
         again = catalog_csv_import(merchant=merchant_a, file=upload(make_csv(rows)))
-    elapsed = time.perf_counter() - started
 
-    print(f"10,000 changed rows: {len(captured)} queries, {elapsed:.2f}s")
     assert (again.variants_updated, again.products_updated) == (10_000, 2_500)
     assert Variant.objects.get(sku="SKU-09999").price_minor == 19999
-    assert elapsed < 30
+    assert Product.objects.get(merchant=merchant_a, handle="product-2499").title == (
+        "Product 2499 (new)"
+    )
 
 
 # -- admin views ---------------------------------------------------------------------------
