@@ -507,9 +507,15 @@ def test_support_role_cannot_cancel(support_client, shops):
 
 
 def test_support_role_reads_shipping_and_vouchers_but_does_not_change_them(support_client):
+    vouchers, methods = Voucher.objects.count(), ShippingMethod.objects.count()
     assert support_client.get("/admin/commerce/voucher/").status_code == 200
     assert support_client.get("/admin/commerce/voucher/add/").status_code == 403
     assert support_client.get("/admin/commerce/shippingmethod/add/").status_code == 403
+    voucher = {"code": "SNEAKY", "kind": "percent", "percent_bp": 10000}
+    assert support_client.post("/admin/commerce/voucher/add/", voucher).status_code == 403
+    method = {"name": "Sneaky", "price": "0.00", "currency": "USD"}
+    assert support_client.post("/admin/commerce/shippingmethod/add/", method).status_code == 403
+    assert (Voucher.objects.count(), ShippingMethod.objects.count()) == (vouchers, methods)
 
 
 def test_staff_of_several_merchants_cancel_only_where_they_may(client, shops):

@@ -115,8 +115,14 @@ def test_search_does_not_find_another_merchants_rows(staff_client, shops, model,
 @pytest.mark.parametrize(("model", "key", "term"), MODELS)
 def test_post_to_another_merchants_row_changes_nothing(staff_client, shops, model, key, term):
     other = shops["b"][key]
+    fields = [f.attname for f in type(other)._meta.concrete_fields]
+    before = type(other).objects.filter(pk=other.pk).values(*fields).get()
     staff_client.post(f"/admin/commerce/{model}/{other.pk}/delete/", {"post": "yes"})
-    assert type(other).objects.filter(pk=other.pk).exists()
+    staff_client.post(
+        f"/admin/commerce/{model}/{other.pk}/change/",
+        {"name": "Hijacked", "title": "Hijacked", "alt_text": "Hijacked", "slug": "hijacked"},
+    )
+    assert type(other).objects.filter(pk=other.pk).values(*fields).get() == before
 
 
 @pytest.mark.parametrize(
@@ -216,7 +222,12 @@ def test_support_role_can_read_but_not_change_the_catalog(client, shops):
 def test_user_without_membership_sees_no_catalog(client, shops):
     user = User.objects.create_user("nobody", password="pw-123456789", is_staff=True)
     client.force_login(user)
-    assert client.get("/admin/commerce/product/").status_code == 403
+    response = client.get("/admin/commerce/product/")
+    assert response.status_code == 403
+    assert "secret tee" not in response.content.decode()
+    add = client.post("/admin/commerce/category/add/", {"name": "Mine", "slug": "mine"})
+    assert add.status_code == 403
+    assert not Category.objects.filter(slug="mine").exists()
 
 
 def test_operator_sees_every_merchant_and_chooses_the_merchant(client, shops):
@@ -342,6 +353,9 @@ def test_the_same_sku_twice_in_one_product_is_refused(staff_client, shops):
 def test_another_merchant_may_reuse_a_sku(staff_client, shops):
     response = _post_product(staff_client, _product_form(shops, variants=[{"sku": "BETA-TEE-M"}]))
     assert response.status_code == 302, _inline_errors(response)
+    owners = dict(Variant.objects.filter(sku="BETA-TEE-M").values_list("merchant__slug", "pk"))
+    assert set(owners) == {"alpha", "beta"}
+    assert owners["beta"] == shops["b"]["variant"].pk  # beta's own row is untouched
 
 
 def test_kwd_prices_keep_three_decimals(client, shops):

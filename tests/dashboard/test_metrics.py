@@ -17,6 +17,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from commerce.exceptions import RefundError
 from commerce.models import Cart, CartLine, DailyFunnel, DailySales, HourlySales, Order
 from commerce.notifications import order_subscribers_clear, order_subscribers_restore
 from commerce.services.orders import (
@@ -267,8 +268,9 @@ def test_a_refund_taken_back_and_a_duplicate_given_back_keep_net_revenue_true(me
 
 def test_a_failed_transition_leaves_the_figures_unchanged(merchant_a):
     order = pay(place(merchant_a, when=NOW - timedelta(hours=2), price=2000), when=NOW)
-    with pytest.raises(Exception):  # noqa: B017 (any refusal: over-refund is a RefundError)
+    with pytest.raises(RefundError) as refused:
         refund(order, 5000, when=NOW)
+    assert refused.value.extra == {"amount_minor": 5000, "remaining_minor": 2000}
     row = DailySales.objects.get(merchant=merchant_a, day=TODAY)
     assert (row.revenue_minor, row.refunded_minor) == (2000, 0)
 

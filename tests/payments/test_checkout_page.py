@@ -444,12 +444,18 @@ def test_tampered_token_shows_a_clear_page(client, make_order):
     assert "<form" not in html
 
 
-def test_token_naming_another_order_id_cannot_be_forged(client, make_order):
-    order = make_order()
+def test_token_naming_another_order_id_cannot_be_forged(client, make_order, stripe_stub):
+    order, another = make_order(), make_order()
     token = checkout_token_create(order=order)
-    other = f"{order.pk + 1}:" + token.split(":", 1)[1]
+    forged = f"{another.pk}:" + token.split(":", 1)[1]
 
-    assert client.get(f"/checkout/{other}/").status_code == 400
+    shown = client.get(f"/checkout/{forged}/")
+    paid = client.post(f"/checkout/{forged}/")
+
+    assert (shown.status_code, paid.status_code) == (400, 400)
+    assert another.number not in _html(shown)
+    assert not Payment.objects.exists()  # no session opened for either order
+    assert stripe_stub.requests_to("/v1/checkout/sessions") == []
 
 
 def test_expired_token_shows_a_clear_page_in_arabic(client, make_order):
@@ -468,6 +474,8 @@ def test_token_for_a_deleted_order_is_not_found(client):
     token = _StampedSigner(at=int(timezone.now().timestamp()), salt=SALT).sign("999999")
 
     assert client.get(f"/checkout/{token}/").status_code == 404
+    assert client.post(f"/checkout/{token}/").status_code == 404
+    assert not Payment.objects.exists()
 
 
 def test_done_page_thanks_without_marking_anything_paid(client, make_order, stripe_stub):

@@ -65,9 +65,19 @@ def test_owners_and_managers_refund(stripe_stub, paid, role):
 
 
 def test_operators_refund_any_shop(stripe_stub, paid):
-    order, _payment = paid
-    response = api_as(operator_create()).post(url(order), {"amount_minor": 100}, format="json")
+    order, payment = paid
+    operator = operator_create()
+
+    response = api_as(operator).post(url(order), {"amount_minor": 100}, format="json")
+
     assert response.status_code == 201
+    refund = Refund.objects.get()
+    assert (refund.order_id, refund.payment_id, refund.amount_minor) == (order.pk, payment.pk, 100)
+    assert refund.requested_by == operator
+    assert response.json()["id"] == refund.pk
+    [sent] = stripe_stub.requests_to("/v1/refunds", method="POST")
+    assert sent.params["amount"] == "100"
+    assert sent.headers["idempotency-key"] == f"refund:{refund.pk}"
 
 
 def test_list_shows_the_orders_refunds_to_support_staff_too(stripe_stub, paid):
@@ -92,6 +102,7 @@ def test_support_staff_cannot_refund(stripe_stub, paid):
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
     assert not Refund.objects.exists()
+    assert stripe_stub.requests_to("/v1/refunds") == []
 
 
 def test_other_merchants_orders_are_not_found(stripe_stub, paid):
@@ -114,6 +125,8 @@ def test_anonymous_callers_are_refused(stripe_stub, paid):
     response = api_as().post(url(order), {"amount_minor": 100}, format="json")
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+    assert not Refund.objects.exists()
+    assert stripe_stub.requests_to("/v1/refunds") == []
 
 
 @pytest.mark.parametrize("amount", [0, -1, "abc", None, 1.5])
@@ -124,6 +137,8 @@ def test_bad_amounts_answer_400(stripe_stub, paid, amount):
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
     assert "amount_minor" in response.json()["extra"]["fields"]
+    assert not Refund.objects.exists()
+    assert stripe_stub.requests_to("/v1/refunds") == []
 
 
 def test_refund_over_the_paid_amount_answers_409(stripe_stub, paid):
@@ -136,6 +151,9 @@ def test_refund_over_the_paid_amount_answers_409(stripe_stub, paid):
     assert response.json()["code"] == "refund_exceeds_paid"
     assert response.json()["extra"] == {"amount_minor": 4001, "remaining_minor": 4000}
     assert not Refund.objects.exists()
+    assert stripe_stub.requests_to("/v1/refunds") == []
+    order.refresh_from_db()
+    assert (order.status, order.refunded_minor) == (Order.Status.PAID, 0)
 
 
 def test_an_unpaid_order_answers_409(stripe_stub, make_order):
@@ -144,6 +162,9 @@ def test_an_unpaid_order_answers_409(stripe_stub, make_order):
     response = api_as(owner).post(url(order), {"amount_minor": 100}, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "refund_nothing_paid"
+    assert not Refund.objects.exists()
+    order.refresh_from_db()
+    assert (order.status, order.refunded_minor) == (Order.Status.PENDING_PAYMENT, 0)
 
 
 def test_the_endpoint_is_documented_in_the_openapi_schema(tmp_path):

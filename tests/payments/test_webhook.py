@@ -41,6 +41,15 @@ def _completed(**changes):
     return fixture_object("checkout_session_completed", **changes)
 
 
+def _assert_stored_and_enqueued(delivered) -> None:
+    """The event is stored once, pending, and its processing was queued after the commit."""
+    assert delivered.body == {"received": True}
+    assert delivered.event is not None
+    assert delivered.event.status == ProviderEvent.Status.PENDING
+    assert ProviderEvent.objects.count() == 1
+    assert delivered.enqueued == [delivered.event.pk]
+
+
 def test_valid_signature_stores_the_event_and_enqueues_it_after_commit(client, monkeypatch):
     delivered = deliver(client, monkeypatch, "checkout.session.completed", _completed())
 
@@ -113,6 +122,7 @@ def test_a_signature_just_inside_the_tolerance_is_accepted(client, monkeypatch):
         timestamp=int(time.time()) - 290,
     )
     assert delivered.status_code == 200
+    _assert_stored_and_enqueued(delivered)
 
 
 def test_rotated_secret_header_with_two_v1_values_is_accepted(client, monkeypatch):
@@ -125,7 +135,7 @@ def test_rotated_secret_header_with_two_v1_values_is_accepted(client, monkeypatc
         secret=[OLD_SECRET, SECRET],
     )
     assert delivered.status_code == 200
-    assert delivered.event is not None
+    _assert_stored_and_enqueued(delivered)
 
 
 def test_rotation_on_our_side_accepts_either_configured_secret(client, monkeypatch, settings):
@@ -134,6 +144,7 @@ def test_rotation_on_our_side_accepts_either_configured_secret(client, monkeypat
         client, monkeypatch, "checkout.session.completed", _completed(), secret=OLD_SECRET
     )
     assert delivered.status_code == 200
+    _assert_stored_and_enqueued(delivered)
 
 
 def test_a_replayed_event_id_is_a_no_op(client, monkeypatch):
@@ -178,14 +189,18 @@ def test_oversized_bodies_answer_413_before_any_check(client, monkeypatch):
 
 
 def test_only_post_is_allowed(client):
-    assert client.get(WEBHOOK_URL).status_code == 405
-    assert client.put(WEBHOOK_URL).status_code == 405
+    body, signature = stripe_event("checkout.session.completed", _completed())
+    headers = {"HTTP_STRIPE_SIGNATURE": signature}
+    assert client.get(WEBHOOK_URL, **headers).status_code == 405
+    assert client.put(WEBHOOK_URL, body, "application/json", **headers).status_code == 405
+    assert not ProviderEvent.objects.exists()
 
 
 def test_the_webhook_needs_no_csrf_token(monkeypatch):
     strict = Client(enforce_csrf_checks=True)
     delivered = deliver(strict, monkeypatch, "checkout.session.completed", _completed())
     assert delivered.status_code == 200
+    _assert_stored_and_enqueued(delivered)
 
 
 def test_unknown_event_types_are_stored_and_ignored_by_the_worker(client, monkeypatch):

@@ -315,6 +315,10 @@ def test_role_is_checked_per_merchant(api, shop_a, shop_b):
     assert_error(response, 403, "permission_denied")
     response = client.patch(f"/api/products/{shop_a.product.pk}/", {"title": "x"}, format="json")
     assert response.status_code == 200
+    shop_a.product.refresh_from_db()
+    title_b = type(shop_b.product).objects.get(pk=shop_b.product.pk).title
+    assert (shop_a.product.title, title_b) == ("x", shop_b.product.title)
+    assert not shop_b.merchant.categories.filter(slug="n").exists()
 
 
 def test_staff_of_several_merchants_must_name_the_merchant(api, shop_a, shop_b):

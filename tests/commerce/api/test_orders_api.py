@@ -301,6 +301,8 @@ def test_actions_are_post_only(api, shop_a):
 
 def test_orders_cannot_be_created_or_edited_directly(api, shop_a):
     client = api(shop_a.manager)
+    before = list(Order.objects.order_by("pk").values_list("pk", "status", "updated_at"))
     assert client.post("/api/orders/", {"status": "paid"}, format="json").status_code == 405
     response = client.patch(f"/api/orders/{shop_a.order.pk}/", {"status": "paid"}, format="json")
     assert response.status_code == 405
+    assert list(Order.objects.order_by("pk").values_list("pk", "status", "updated_at")) == before

@@ -184,11 +184,13 @@ def test_body_at_the_limit_is_accepted(page, post, settings):
     body = body_of(message_item(mid="m_fits", text="y" * 900))
     settings.MESSENGER_WEBHOOK_MAX_BYTES = len(body)
     assert post(body, **signed_headers(body)).status_code == 200
+    assert list(InboundEvent.objects.values_list("dedupe_key", flat=True)) == ["message:m_fits"]
 
 
 def test_oversized_body_is_refused_before_the_signature_is_checked(page, post, settings):
     settings.MESSENGER_WEBHOOK_MAX_BYTES = 1024
     assert post(b"x" * 5000).status_code == 413  # unsigned: size comes first
+    assert not InboundEvent.objects.exists()
 
 
 @pytest.mark.parametrize(
