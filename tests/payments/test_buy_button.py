@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import mail, signing
 from django.test import TestCase
 
-from commerce.models import Cart, CartLine, Order
+from commerce.models import Cart, CartLine, Order, OrderEvent
 from commerce.tasks import order_paid_alert_staff
 from messenger.models import MessengerPage, OutboundMessage
 from messenger.tasks.outbox import outbox_deliver
@@ -219,21 +219,32 @@ def test_payment_with_the_shipping_option_picked_in_the_dialog(stripe_stub):
     assert (order.shipping_city, order.shipping_country) == ("Salmiya", "KW")
 
 
-def test_the_payment_settles_through_the_shared_confirmation_path(stripe_stub, monkeypatch):
-    """Not a copy: the Stripe webhook's ``payment_settle`` decides, with the charge's amount."""
-    import payments.services.buy_button as buy_button
-
-    calls = []
-    real = buy_button.payment_settle
-    monkeypatch.setattr(buy_button, "payment_settle", lambda **kw: calls.append(kw) or real(**kw))
+def test_the_payment_settles_like_a_checkout_session(stripe_stub):
+    """The shared settlement decides, as for a completed Checkout Session: the order is marked
+    paid by the payment provider, with the payment and the charge named on its timeline."""
     shop = shop_create()
     stripe_charge(stripe_stub, charge_id=CHARGE, amount=2500)
 
-    _process(shop, payment_item(shop, charge_id=CHARGE))
+    _process(shop, payment_item(shop, charge_id=CHARGE, fb_payment_id="987654321"))
 
-    [call] = calls
-    assert (call["amount_minor"], call["currency"]) == (2500, "USD")
-    assert call["source"] == f"Messenger payment (Stripe charge {CHARGE})"
+    order = Order.objects.get()
+    payment = Payment.objects.get()
+    [paid] = order.events.filter(kind=OrderEvent.Kind.PAID)
+    assert paid.actor == OrderEvent.Actor.PROVIDER
+    assert paid.data == {
+        "from": "pending_payment",
+        "to": "paid",
+        "payment_id": payment.pk,
+        "charge_id": CHARGE,
+        "fb_payment_id": "987654321",
+        "gateway": Payment.Gateway.STRIPE_BUY_BUTTON,
+        "page_id": shop.page.page_id,
+    }
+    assert (payment.status, payment.amount_minor, payment.failure_reason) == (
+        Payment.Status.SUCCEEDED,
+        2500,
+        "",
+    )
 
 
 # -- payment: refused or flagged ----------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from commerce.exceptions import (
@@ -327,24 +329,64 @@ def test_voucher_usage_limit_is_respected(shop, make_cart, variant):
     assert voucher.times_used == 1
 
 
-def test_voucher_limit_holds_even_when_the_price_check_saw_a_stale_count(
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_voucher_limit_holds_when_another_order_takes_the_last_use_after_the_price_check(
     shop, make_cart, variant, customer, monkeypatch
 ):
-    """The conditional F() update is what refuses the use beyond the limit, not the read."""
-    Voucher.objects.create(
+    """One use left: this checkout's price check sees it free, then another shopper's order
+    takes it and commits (a real second transaction, in its own thread). The conditional F()
+    update refuses this use, so the limit holds whatever the read saw."""
+    voucher = Voucher.objects.create(
         merchant=shop, code="ONCE", kind="fixed", amount_minor=100, currency="USD",
-        usage_limit=1, times_used=1,
+        usage_limit=1,
     )  # fmt: skip
-    monkeypatch.setattr(pricing, "voucher_check", lambda **kwargs: None)
+    other_variant = variant_create(merchant=shop, price_minor=1000, stock=10)
+    rival_cart = make_cart(
+        customer_create(merchant=shop), [(other_variant, 1)], voucher_code="ONCE"
+    )
     cart = make_cart(customer, [(variant, 1)], voucher_code="ONCE")
+    real_check, rival = pricing.voucher_check, {}
+
+    def check_then_a_rival_takes_the_last_use(**kwargs):
+        real_check(**kwargs)  # passes: one use left, as read by this transaction
+        if not rival:
+            rival["started"] = True
+            rival["order"] = _in_own_thread(lambda: order_create_from_cart(cart=rival_cart))
+
+    monkeypatch.setattr(pricing, "voucher_check", check_then_a_rival_takes_the_last_use)
 
     with pytest.raises(VoucherError) as caught:
         order_create_from_cart(cart=cart)
 
     assert caught.value.code == "voucher_used_up"
-    assert not Order.objects.exists()
+    assert isinstance(rival["order"], Order)
+    assert list(Order.objects.values_list("pk", flat=True)) == [rival["order"].pk]
+    voucher.refresh_from_db()
+    assert voucher.times_used == 1
     variant.refresh_from_db()
     assert variant.stock_reserved == 0
+
+
+def _in_own_thread(job):
+    """Run ``job`` in a thread with its own database connection (its own transaction)."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = job()
+        except BaseException as error:  # surfaced below
+            result["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the rival order is stuck (waiting for this transaction?)"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def test_unknown_voucher_code_is_refused(make_cart, customer, variant):
