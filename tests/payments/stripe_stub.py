@@ -38,6 +38,7 @@ Programming::
     stub.fail_next(2, status=429, type="rate_limit_error", path="/v1/checkout/sessions")
     stub.fail_next(status=400, type="invalid_request_error", code="parameter_invalid_integer")
     stub.fail_next(disconnect=True)                    # drop the connection, no answer
+    stub.lose_answers(3, path="/v1/checkout/sessions") # do the work, then drop the connection
     stub.fail_always(status=503)                       # until stub.reset_failures()
     stub.delay(2.5, times=1)                           # sleep before answering
     stub.refund_status = "succeeded"                   # new refunds' status (default pending)
@@ -237,6 +238,7 @@ class _Failure:
     should_retry: bool | None
     disconnect: bool
     remaining: int | None  # None: always
+    after_answer: bool = False  # the request is carried out, then the answer is lost
 
     def matches(self, method: str, path: str) -> bool:
         return (self.path is None or self.path in path) and (
@@ -306,6 +308,16 @@ class StripeStub:
     ) -> None:
         """Every later matching request fails, until ``reset_failures()``."""
         self._add_failure(None, status, type, code, message, path, method, should_retry, disconnect)
+
+    def lose_answers(self, n: int = 1, *, path: str | None = None, method: str = "POST") -> None:
+        """The next ``n`` matching requests are carried out (objects created, the idempotency
+        key remembered) and then the connection drops before the answer: Stripe did the work
+        but the caller never heard back. The library retries a dropped connection itself."""
+        failure = _Failure(
+            0, "api_error", None, "answer lost", path, method, None, True, n, after_answer=True
+        )
+        with self.lock:
+            self._failures.append(failure)
 
     def reset_failures(self) -> None:
         with self.lock:
@@ -809,6 +821,12 @@ def _handler_for(stub: StripeStub) -> type[BaseHTTPRequestHandler]:
                 "Stripe-Version": headers.get("stripe-version", API_VERSION),
             }
             failure = stub._take_failure(self.command, split.path)
+            if failure is not None and failure.after_answer:
+                self._answer(split.path, raw, params, headers, answer_headers)
+                self.close_connection = True
+                with suppress(OSError):
+                    self.connection.shutdown(2)
+                return
             if failure is not None:
                 with stub.lock:
                     stub.requests.append(
