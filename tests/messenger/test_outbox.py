@@ -12,7 +12,6 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core import locks as core_locks
 from messenger.client import appsecret_proof
 from messenger.models import MessengerPage, OutboundMessage
 from messenger.services import outbox as outbox_module
@@ -652,14 +651,9 @@ def _in_thread(target):
     return result.get("value")
 
 
-@pytest.mark.parametrize("mechanism", ["database default", "lock file"])
-def test_a_second_sender_for_the_same_customer_backs_off(
-    messenger_customer, monkeypatch, mechanism
-):
-    if mechanism == "lock file":
-        if connection.vendor == "postgresql" or core_locks.fcntl is None:
-            pytest.skip("lock files are the fallback for SQLite on POSIX")
-        monkeypatch.setattr(core_locks, "_in_memory_database", lambda: False)
+def test_a_second_sender_for_the_same_customer_backs_off(messenger_customer):
+    """On the test run's own database; the SQLite lock files of ``make run`` are exercised by
+    real processes in ``tests/core/test_locks_sqlite.py``."""
     customer_id = messenger_customer.pk
 
     def try_lock():
