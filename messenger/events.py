@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from messenger.identity import user_ref_key
+
 __all__ = [
     "KINDS",
     "CheckoutUpdateEvent",
@@ -37,9 +39,11 @@ __all__ = [
     "Referral",
     "ReferralEvent",
     "UnknownEvent",
+    "canonical_json",
     "event_dedupe_key",
     "event_kind",
     "event_parse",
+    "milliseconds",
 ]
 
 #: Every value ``event_kind`` can return.
@@ -69,16 +73,24 @@ _DEDUPE_KEY_MAX = 128  # InboundEvent.dedupe_key
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """What every event has. ``sender_psid`` is the raw ``sender.id``: for an echo that is the
-    page itself, so use :attr:`customer_psid` to find the customer of any event."""
+    page itself, so use :attr:`customer_psid` to find the customer of any event.
+    ``sender_user_ref`` is ``sender.user_ref``, which the Chat Plugin sends instead of an id;
+    :attr:`customer_key` names the customer either way (``messenger.identity``)."""
 
     page_id: str
     sender_psid: str = ""
+    sender_user_ref: str = ""
     recipient_id: str = ""
     timestamp_ms: int = 0
 
     @property
     def customer_psid(self) -> str:
         return self.sender_psid
+
+    @property
+    def customer_key(self) -> str:
+        """The customer's PSID, else ``ref:<user_ref>`` for a plugin user, else ``""``."""
+        return self.customer_psid or user_ref_key(self.sender_user_ref) or ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +216,11 @@ class OptinEvent(Event):
     notification_messages_status: str = ""
     raw: dict = field(default_factory=dict)
 
+    @property
+    def customer_key(self) -> str:
+        # The Checkbox Plugin's opt-in has no sender: the person is the optin's user_ref.
+        return super().customer_key or user_ref_key(self.user_ref) or ""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReactionEvent(Event):
@@ -283,7 +300,7 @@ def _id(value: Any) -> str:
 _MAX_MS = 253_402_300_799_999
 
 
-def _ms(value: Any) -> int:
+def milliseconds(value: Any) -> int:
     """Milliseconds since the epoch (timestamps, watermarks); digit strings are accepted,
     anything else (negative, absurd, wrong type) is 0."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15:
@@ -318,8 +335,9 @@ def _envelope(item: dict, page_id: str) -> dict[str, Any]:
     return {
         "page_id": page_id,
         "sender_psid": _party_id(item, "sender"),
+        "sender_user_ref": _str(_dict(item.get("sender")).get("user_ref")),
         "recipient_id": _party_id(item, "recipient"),
-        "timestamp_ms": _ms(item.get("timestamp")),
+        "timestamp_ms": milliseconds(item.get("timestamp")),
     }
 
 
@@ -412,12 +430,12 @@ def _parse_delivery(item: dict, envelope: dict[str, Any]) -> DeliveryEvent:
         mids=tuple(mid for mid in mids if isinstance(mid, str) and mid)
         if isinstance(mids, list)
         else (),
-        watermark=_ms(delivery.get("watermark")),
+        watermark=milliseconds(delivery.get("watermark")),
     )
 
 
 def _parse_read(item: dict, envelope: dict[str, Any]) -> ReadEvent:
-    return ReadEvent(**envelope, watermark=_ms(item["read"].get("watermark")))
+    return ReadEvent(**envelope, watermark=milliseconds(item["read"].get("watermark")))
 
 
 def _parse_optin(item: dict, envelope: dict[str, Any]) -> OptinEvent:
@@ -519,7 +537,7 @@ def event_parse(item: Any, *, page_id: str) -> Event:
 _MID_KINDS = frozenset({"message", "echo", "postback"})
 
 
-def _canonical_json(item: Any) -> str:
+def canonical_json(item: Any) -> str:
     """Stable text for the item: sorted keys, no spaces, ASCII (so lone surrogates encode)."""
     try:
         return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -549,5 +567,5 @@ def event_dedupe_key(item: Any, *, page_id: str) -> str:
             if len(key) <= _DEDUPE_KEY_MAX:
                 return key
             return f"{kind}:mid-sha256:{_sha256(mid)}"
-    digest = _sha256(f"{page_id}\n{_canonical_json(item)}")
+    digest = _sha256(f"{page_id}\n{canonical_json(item)}")
     return f"{kind}:{digest}"

@@ -50,7 +50,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from commerce.models import Address, Customer, Product, Variant
 from messenger.models import MessengerPage
-from messenger.services.customers import customer_touch, customer_upsert
+from messenger.services.customers import customer_profile_get, customer_touch, customer_upsert
 page = MessengerPage.objects.get(page_id=PAGE_ID)
 merchant = page.merchant
 product = (
@@ -62,7 +62,9 @@ variant = product.variants.get(is_active=True)
 Variant.objects.filter(pk=variant.pk).update(stock_on_hand=UNITS, stock_reserved=0)
 now = timezone.now()
 for n, psid in enumerate(PSIDS):
-    customer = customer_upsert(page=page, psid=psid, now=now)
+    customer = customer_upsert(
+        page=page, psid=psid, profile=customer_profile_get(page=page, psid=psid, now=now)
+    )
     customer_touch(customer=customer, at=now)
     Customer.objects.filter(pk=customer.pk).update(
         email=f"buyer{n}@example.com", phone=f"+9655{n:07d}"

@@ -44,7 +44,7 @@ from django.utils import timezone
 from commerce.models import Cart, CartLine, ShippingMethod, Variant
 from commerce.services.orders import order_create_from_cart
 from messenger.models import MessengerPage
-from messenger.services.customers import customer_touch, customer_upsert
+from messenger.services.customers import customer_profile_get, customer_touch, customer_upsert
 from payments.services.checkout import checkout_session_start
 page = MessengerPage.objects.get(page_id=PAGE_ID)
 merchant = page.merchant
@@ -53,7 +53,9 @@ Variant.objects.filter(pk__in=[v.pk for v in variants]).update(stock_on_hand=100
 now = timezone.now()
 result = {}
 for n, psid in enumerate(PSIDS):
-    customer = customer_upsert(page=page, psid=psid, now=now)
+    customer = customer_upsert(
+        page=page, psid=psid, profile=customer_profile_get(page=page, psid=psid, now=now)
+    )
     customer_touch(customer=customer, at=now)
     cart = Cart.objects.create(merchant=merchant, customer=customer)
     CartLine.objects.create(cart=cart, variant=variants[n % len(variants)], quantity=1 + n % 2)

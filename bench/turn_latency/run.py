@@ -43,7 +43,7 @@ SEED = """
 from django.core.cache import cache
 from commerce.models import Category, Customer, Merchant, ShippingMethod
 from messenger.models import MessengerPage
-from messenger.services.customers import customer_upsert
+from messenger.services.customers import customer_profile_get, customer_upsert
 from django.utils import timezone
 page = MessengerPage.objects.get(page_id=PAGE_ID)
 merchant = page.merchant
@@ -53,7 +53,9 @@ ShippingMethod.objects.get_or_create(
 )
 now = timezone.now()
 for psid in PSIDS:  # known shoppers: row and profile there, as for anyone who wrote before
-    customer_upsert(page=page, psid=psid, now=now)
+    customer_upsert(
+        page=page, psid=psid, profile=customer_profile_get(page=page, psid=psid, now=now)
+    )
 result = {
     "categories": list(Category.objects.filter(merchant=merchant, is_active=True)
                        .order_by("position").values_list("pk", flat=True)),

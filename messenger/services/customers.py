@@ -1,9 +1,14 @@
 """Customers as Messenger knows them: one per (page, PSID), named by the User Profile API.
 
-The profile (name, locale, timezone) is fetched for a new customer and again once a day, through
-the Django cache: the cached answer says when it was fetched. A failed fetch (a Graph error, the
-network) is logged without the token and never stops the conversation: the customer keeps the
-names it has (empty for a new one) and the fetch is tried again after a short pause.
+A plugin user known only by a ``user_ref`` (``messenger.identity``) is a customer too, keyed
+``ref:<user_ref>``; the User Profile API cannot name them (it takes a PSID).
+
+The profile (name, locale, timezone) is read with :func:`customer_profile_get` for every event,
+outside any transaction, from the Django cache (the cached answer says when it was fetched) or,
+for a new customer and once a day, from the Graph API; :func:`customer_upsert` then writes it in
+the inbox row's short transaction. A failed fetch (a Graph error, the network) is logged without
+the token and never stops the conversation: the customer keeps the names it has (empty for a
+new one) and the fetch is tried again after a short pause.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from django.utils import timezone
 from commerce.models import Customer
 from messenger.client import GraphClient
 from messenger.exceptions import GraphError
+from messenger.identity import is_user_ref_key
 from messenger.models import MessengerPage
 
 logger = logging.getLogger(__name__)
@@ -27,18 +33,30 @@ PROFILE_MAX_AGE = timedelta(days=1)
 PROFILE_RETRY_AFTER = timedelta(minutes=10)
 
 
-def customer_upsert(*, page: MessengerPage, psid: str, now: datetime) -> Customer:
-    """The customer of ``page.merchant`` behind ``psid`` on ``page``, created if new.
+def customer_profile_get(*, page: MessengerPage, psid: str, now: datetime) -> dict | None:
+    """The User Profile of ``psid`` on ``page``: the cached answer while it is younger than a
+    day, else a fresh one from the Graph API (cached in turn). None when there is none: the call
+    failed (logged, not raised, and tried again after a short pause), the page has no token, or
+    ``psid`` is a plugin user's ``ref:`` key.
 
-    Name, locale and timezone come from the User Profile API for a new customer and for one
-    whose profile was last fetched a day or more before ``now``; a failure is logged, not raised.
-    Profile values overwrite stored ones only when the API returned them (a field withheld for
-    lack of permission keeps what is stored).
+    Call it outside any transaction: it may wait for the Graph API.
+    """
+    if not psid or is_user_ref_key(psid):
+        return None
+    return _profile_get(page=page, psid=psid, now=now)
+
+
+def customer_upsert(*, page: MessengerPage, psid: str, profile: dict | None = None) -> Customer:
+    """The customer of ``page.merchant`` behind ``psid`` (a PSID or a ``ref:`` key) on
+    ``page``, created if new, with the name, locale and timezone of ``profile`` (what
+    :func:`customer_profile_get` answered). Profile values overwrite stored ones only when the
+    API returned them (a field withheld for lack of permission keeps what is stored).
+
+    Database only: safe in a short transaction.
     """
     customer, _ = Customer.objects.get_or_create(
         page_id=page.page_id, psid=psid, defaults={"merchant": page.merchant}
     )
-    profile = _profile_get(page=page, psid=psid, now=now)
     if profile:
         changed = _profile_apply(customer, profile)
         if changed:

@@ -37,6 +37,7 @@ from django.utils import timezone
 from core.locks import try_lock
 from messenger.client import GraphClient, json_normalize
 from messenger.exceptions import GraphError
+from messenger.identity import recipient_for
 from messenger.models import MessengerPage, OutboundMessage
 
 logger = logging.getLogger(__name__)
@@ -312,7 +313,7 @@ def _deliver_row(row: OutboundMessage, now: datetime) -> str:
         return Status.SKIPPED
     messaging_type, tag = decision
     body: dict[str, Any] = {
-        "recipient": {"id": row.customer.psid},
+        "recipient": recipient_for(row.customer.psid),
         "messaging_type": messaging_type,
     }
     if tag:

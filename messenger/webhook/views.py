@@ -1,10 +1,16 @@
 """The Messenger webhook: verify, store, answer. No conversation work happens here.
 
-``GET`` answers Meta's subscription check; ``POST`` checks the body's size and signature (on the
-raw bytes, before parsing), stores one inbox row per messaging item and answers
-``EVENT_RECEIVED``. The worker takes it from there (``messenger.services.inbox``). The one
-exception: a legacy v1.2 ``pre_checkout`` or ``checkout_update`` for a page in buy-button mode
-needs its answer in the response body, so it is answered here too (after it is stored).
+``GET`` answers Meta's subscription check; ``POST`` checks the body's size (413) and signature
+(403, nothing stored) on the raw bytes, before parsing, stores one inbox row per messaging item
+and answers ``EVENT_RECEIVED`` with 200. A correctly signed body is always answered 200: what
+cannot be used in it is stored as a ``failed`` row with its reason and never holds back the
+rest, because Meta redelivers a body that gets anything else and ends up disabling the app's
+subscription (docs/platform-rules.md, "Messenger webhooks"). Only a failure to store (the
+database is down) answers 5xx, so that Meta delivers the body again.
+
+The worker takes it from there (``messenger.services.inbox``). The one exception: a legacy v1.2
+``pre_checkout`` or ``checkout_update`` for a page in buy-button mode needs its answer in the
+response body, so it is answered here too (after it is stored).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from messenger.events import event_kind, event_parse
 from messenger.models import MessengerPage
-from messenger.services.inbox import WebhookPayloadError, inbound_events_store
+from messenger.services.inbox import inbound_events_store
 from messenger.webhook.signature import signature_is_valid
 from payments.services import buy_button
 
@@ -79,10 +85,7 @@ def webhook_receive(request: HttpRequest) -> HttpResponse:
     if not signature_is_valid(body, request.headers):
         logger.warning("webhook: refused a POST with a missing or wrong signature")
         return HttpResponseForbidden("Bad signature.", content_type="text/plain")
-    try:
-        inbound_events_store(raw_body=body)
-    except WebhookPayloadError as error:
-        return JsonResponse({"message": error.message, "code": error.code}, status=400)
+    inbound_events_store(raw_body=body)
     if any(mark in body for mark in _LEGACY_MARKS):  # cheap: the hot path never parses twice
         answer = legacy_checkout_answer(body)
         if answer is not None:

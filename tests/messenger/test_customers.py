@@ -14,10 +14,11 @@ from commerce.models import Customer
 from messenger.models import MessengerPage
 from messenger.services.customers import (
     PROFILE_RETRY_AFTER,
+    customer_profile_get,
     customer_record_referral,
     customer_touch,
-    customer_upsert,
 )
+from messenger.services.customers import customer_upsert as _customer_upsert
 from tests.factories import customer_create, merchant_create
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +42,12 @@ def page(db) -> MessengerPage:
     return MessengerPage.objects.create(
         merchant=merchant_create(), page_id="104412345678901", name="Shop", access_token=TOKEN
     )
+
+
+def customer_upsert(*, page, psid, now):
+    """What the inbox does for each event: the profile read first, then the customer written."""
+    profile = customer_profile_get(page=page, psid=psid, now=now)
+    return _customer_upsert(page=page, psid=psid, profile=profile)
 
 
 def _profile_calls(stub) -> int:

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from messenger.models import InboundEvent
-from messenger.services import inbox
+from messenger.services import inbox, inbox_insert
+from messenger.services.inbox_rows import rows_from_body
 from tests.conftest import free_port
 from tests.messenger.webhook.helpers import (
     PAGE_ID,
@@ -194,34 +195,135 @@ def test_oversized_body_is_refused_before_the_signature_is_checked(page, post, s
 
 
 @pytest.mark.parametrize(
-    ("body", "code"),
+    ("body", "reason"),
     [
-        (b'{"object": "page", "entry": [', "malformed_json"),
-        (b"\xff\xfe not utf-8", "malformed_json"),
-        (b"[" * 5000 + b"]" * 5000, "malformed_json"),
-        (b'{"object": "user", "entry": []}', "unsupported_object"),
-        (b'["page"]', "unsupported_object"),
-        (b'{"object": "page"}', "malformed_entry"),
-        (b'{"object": "page", "entry": [{"messaging": []}]}', "malformed_entry"),
-        (b'{"object": "page", "entry": [{"id": "12ab", "messaging": []}]}', "malformed_entry"),
-        (b'{"object": "page", "entry": [{"id": "1", "messaging": {}}]}', "malformed_entry"),
-        (b'{"object": "page", "entry": [{"id": "1", "messaging": [7]}]}', "malformed_item"),
+        (b'{"object": "page", "entry": [', "not valid JSON"),
+        (b"\xff\xfe not utf-8", "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
+        (b'{"object": "page", "entry": [], "n": 1e999}', "not valid JSON"),
+        (b'{"object": "user", "entry": []}', "not 'user'"),
+        (b'["page"]', "not 'list'"),
+        (b'{"object": "page"}', "'entry' must be a list"),
     ],
 )
-def test_malformed_bodies_get_400_and_store_nothing(page, post, body, code):
+def test_a_signed_body_that_cannot_be_used_is_answered_200_and_stored_with_its_reason(
+    page, post, body, reason
+):
+    """Meta redelivers any body not answered 200 and ends up disabling the subscription: a
+    correctly signed body is always taken; what cannot be used is kept with the reason."""
     response = post(body, **signed_headers(body))
 
-    assert response.status_code == 400
-    assert response.json()["code"] == code
-    assert response.json()["message"]
-    assert InboundEvent.objects.count() == 0
+    assert response.status_code == 200
+    row = InboundEvent.objects.get()
+    assert (row.status, row.kind, row.page_id, row.sender_psid) == (
+        Status.FAILED,
+        "unusable",
+        "",
+        "",
+    )
+    assert reason in row.error
+    assert row.payload == {"body": body.decode("utf-8", "replace")}
+    # Meta's redelivery of the same body is stored once.
+    assert post(body, **signed_headers(body)).status_code == 200
+    assert InboundEvent.objects.count() == 1
 
 
-def test_a_bad_item_after_good_ones_stores_nothing(page, post):
-    good = message_item(mid="m_good")
-    body = body_of(good, {"sender": {"id": ["not", "an", "id"]}, "message": {"mid": "m_bad"}})
-    assert post(body, **signed_headers(body)).status_code == 400
-    assert InboundEvent.objects.count() == 0
+def test_unusable_entries_are_stored_with_their_reason_beside_the_usable_one(page, post):
+    entries = [
+        {"id": PAGE_ID, "time": 1764067200000, "messaging": [message_item(mid="m_ok")]},
+        {"messaging": [message_item(mid="m_no_page")]},
+        {"id": "12ab", "messaging": []},
+        {"id": PAGE_ID, "messaging": {"not": "a list"}},
+        7,
+    ]
+    body = json.dumps({"object": "page", "entry": entries}).encode()
+
+    assert post(body, **signed_headers(body)).status_code == 200
+
+    assert InboundEvent.objects.get(status=Status.PENDING).dedupe_key == "message:m_ok"
+    failed = sorted(
+        InboundEvent.objects.filter(status=Status.FAILED).values_list("error", flat=True)
+    )
+    assert failed == [
+        "An entry must be an object.",
+        "The entry has no valid page id.",
+        "The entry has no valid page id.",
+        "The entry's 'messaging' must be a list.",
+    ]
+
+
+def test_one_unusable_item_never_fails_the_batch(page, post):
+    """The items of one body are stored one by one: the usable ones go to the worker, each of
+    the others is kept failed with its reason (before, one of them made the whole POST a 400)."""
+    items = [
+        message_item(mid="m_first"),
+        {"sender": {"id": "not-a-psid"}, "recipient": {"id": PAGE_ID}, "message": {"mid": "m_x"}},
+        {"sender": {"id": "9" * 70}, "recipient": {"id": PAGE_ID}, "message": {"mid": "m_long"}},
+        {"sender": {}, "recipient": {"id": PAGE_ID}, "message": {"mid": "m_nobody"}},
+        {"sender": ["a", "list"], "message": {"mid": "m_list"}},
+        "an item that is a string",
+        message_item(mid="m_last"),
+    ]
+    body = body_of(*items)
+
+    response = post(body, **signed_headers(body))
+
+    assert response.status_code == 200
+    assert response.content == b"EVENT_RECEIVED"
+    pending = InboundEvent.objects.filter(status=Status.PENDING).order_by("timestamp_ms", "id")
+    assert [row.dedupe_key for row in pending] == ["message:m_first", "message:m_last"]
+    failed = InboundEvent.objects.filter(status=Status.FAILED)
+    assert sorted(failed.values_list("error", flat=True)) == [
+        "A messaging item must be an object.",
+        "The item's sender has neither an id nor a user_ref.",
+        "The item's sender id is not a page-scoped id.",
+        "The item's sender id is not a page-scoped id.",
+        "The item's sender must be an object.",
+    ]
+    assert {row.kind for row in failed} == {"unusable"}
+    assert "an item that is a string" in [row.payload for row in failed]
+
+
+def test_chat_plugin_and_checkbox_users_are_stored_under_their_user_ref(page, post):
+    """The Chat Plugin names its user by ``sender.user_ref``; the Checkbox Plugin's opt-in has
+    no sender, only ``optin.user_ref``. Both are customers the worker can answer."""
+    chat = {
+        "sender": {"user_ref": "chat-plugin-7f3a"},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": 1764067200000,
+        "message": {"mid": "m_plugin", "text": "hello"},
+    }
+    checkbox = {
+        "recipient": {"id": PAGE_ID},
+        "timestamp": 1764067200001,
+        "optin": {"ref": "cart-42", "user_ref": "checkbox-91c2"},
+    }
+    body = body_of(chat, checkbox)
+
+    assert post(body, **signed_headers(body)).status_code == 200
+
+    rows = InboundEvent.objects.order_by("timestamp_ms").values_list(
+        "kind", "sender_psid", "status"
+    )
+    assert list(rows) == [
+        ("message", "ref:chat-plugin-7f3a", Status.PENDING),
+        ("optin", "ref:checkbox-91c2", Status.PENDING),
+    ]
+
+
+def test_an_item_without_a_usable_timestamp_is_ordered_by_the_entrys_time(page, post):
+    items = [
+        {**message_item(mid="m_no_ts"), "timestamp": None},
+        {**message_item(mid="m_text_ts"), "timestamp": "1764067100000"},
+    ]
+    del items[0]["timestamp"]
+    body = body_of(*items)  # the entry's time is 1764067200000
+
+    assert post(body, **signed_headers(body)).status_code == 200
+
+    stored = dict(InboundEvent.objects.values_list("dedupe_key", "timestamp_ms"))
+    assert stored == {"message:m_no_ts": 1764067200000, "message:m_text_ts": 1764067100000}
+    assert InboundEvent.objects.get(dedupe_key="message:m_no_ts").payload == items[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,19 +579,19 @@ def test_concurrent_stores_are_all_committed_each_once(page):
 @pytest.mark.django_db(transaction=True)
 def test_a_body_that_fails_to_store_fails_alone(page, monkeypatch):
     """When one body of a shared INSERT cannot be written, the others still are."""
-    real = inbox._rows_insert
+    real = inbox_insert.rows_insert
 
     def insert(rows):
         if any(row.dedupe_key == "message:m_poison" for row in rows):
             raise RuntimeError("cannot store this one")
         real(rows)
 
-    monkeypatch.setattr(inbox, "_rows_insert", insert)
-    good, poison = inbox._Waiter(rows=[]), inbox._Waiter(rows=[])
-    good.rows = inbox._rows_build(json.loads(body_of(message_item(mid="m_good"))))
-    poison.rows = inbox._rows_build(json.loads(body_of(message_item(mid="m_poison"))))
+    monkeypatch.setattr(inbox_insert, "rows_insert", insert)
+    good, poison = inbox_insert._Waiter(rows=[]), inbox_insert._Waiter(rows=[])
+    good.rows = rows_from_body(body_of(message_item(mid="m_good")))
+    poison.rows = rows_from_body(body_of(message_item(mid="m_poison")))
 
-    inbox._group_write([good, poison])
+    inbox_insert._group_write([good, poison])
 
     assert good.done.is_set() and poison.done.is_set()
     assert good.error is None
