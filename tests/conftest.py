@@ -123,3 +123,42 @@ def _test_database_released(django_db_setup, django_db_blocker) -> Iterator[None
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# No network call while a transaction is open (the project's rule), checked on every test.
+# --------------------------------------------------------------------------------------------
+
+
+def _open_transactions() -> list[str]:
+    """Aliases of the databases on which this thread has a transaction of the code under test
+    open (the atomic blocks pytest-django wraps a test in do not count)."""
+    from django.db import connections
+
+    return [
+        connection.alias
+        for connection in connections.all(initialized_only=True)
+        if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def network_calls_in_transactions(monkeypatch) -> Iterator[list[str]]:
+    """Every HTTP request made through ``requests`` (the Graph client, the stripe library, the
+    sandbox's webhooks) while a transaction was open in the calling thread; the test fails if
+    there was one. A call to Graph or Stripe inside a transaction holds its row locks (and, on
+    SQLite, the database's write lock) for as long as the other side takes to answer."""
+    import requests
+
+    found: list[str] = []
+    real_send = requests.Session.send
+
+    def send(self, request, **kwargs):
+        if _open_transactions():
+            found.append(f"{request.method} {str(request.url).split('?')[0]}")
+        return real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", send)
+    yield found
+    if found:
+        pytest.fail(f"HTTP call(s) made inside a database transaction: {found}")
