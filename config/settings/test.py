@@ -25,6 +25,11 @@ STRIPE_SECRET_KEY = STRIPE_SECRET_KEY or "sk_test_123"  # noqa: F405
 STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET or "whsec_test_secret"  # noqa: F405
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or "test-field-encryption-key"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
+# The cache (User Profiles, login throttles, rate limits) of each xdist worker in a namespace of
+# its own: the workers share one Redis, and the same PSID or username in two workers' tests must
+# not read each other's entries. The processes a test starts inherit the variable, and with it
+# the namespace.
+CACHES["default"]["KEY_PREFIX"] = f"cc-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # noqa: F405
 # Live-server threads and in-thread workers end without closing a kept connection, which then
 # stops the test database from being dropped at the end of the run: close after each request.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

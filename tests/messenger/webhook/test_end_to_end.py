@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 
 import pytest
 
@@ -117,7 +118,10 @@ def _pay_button(messages: list[dict]) -> dict:
     ],
 )
 def test_get_started_to_pay_button(shop, post, graph_stub, locale, greeting, address):
-    psid = f"24{next(_mids):014d}"
+    # A PSID of this test's own: the User Profile cache outlives the test, and a counter would
+    # give the other xdist worker's test the same PSID (and its cached profile, in the other
+    # language).
+    psid = f"24{uuid.uuid4().int % 10**14:014d}"
     graph_stub.set_profile(psid, first_name="Layla", last_name="Haddad", locale=locale)
     shopper = Shopper(post, graph_stub, psid)
 
