@@ -96,12 +96,15 @@ def env_database(name: str = "DATABASE_URL", default: str | object = _MISSING) -
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
     elif config["ENGINE"].endswith("sqlite3"):
-        # `make run` has web, worker and beat writing to one file: wait for the lock instead of
-        # failing with "database is locked", and let readers go on while one process writes
-        # (WAL). Transactions stay DEFERRED: with BEGIN IMMEDIATE every atomic block, read-only
-        # ones included, would wait for a worker whose transaction spans a call to the sandbox,
-        # which is served from this same file.
+        # `make run` has web, worker and beat writing to one file (docs/adr/0008). A transaction
+        # takes the write lock when it begins (IMMEDIATE), waiting up to `timeout` for it: a
+        # DEFERRED one that read first cannot get it later once another process has written
+        # in between, and SQLite then fails at once with "database is locked", without waiting.
+        # This is safe only because no transaction stays open across a network call (the
+        # sandbox that the worker calls is served from this same file): the tests fail any
+        # that does. WAL lets readers outside transactions go on while one process writes.
         options = config.setdefault("OPTIONS", {})
         options.setdefault("timeout", 20)
+        options.setdefault("transaction_mode", "IMMEDIATE")
         options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     return config

@@ -216,8 +216,8 @@ def test_sqlite_database_waits_for_the_lock_instead_of_failing(monkeypatch, tmp_
 
     assert options["timeout"] >= 10
     assert "journal_mode=WAL" in options["init_command"]
-    # Read-only transactions must not queue behind a writer (the sandbox shares the file).
-    assert options.get("transaction_mode", "DEFERRED") == "DEFERRED"
+    # A transaction takes the write lock when it begins (tests/core/test_sqlite_locking.py).
+    assert options["transaction_mode"] == "IMMEDIATE"
 
 
 def test_postgres_database_gets_no_sqlite_options(monkeypatch):
