@@ -635,3 +635,29 @@ def test_a_connection_dropped_by_the_server_is_replaced_and_the_rows_stored(page
     inbox.inbound_events_store(raw_body=fixture_bytes("text_message"))
 
     assert InboundEvent.objects.get().dedupe_key == "message:m_txt_0001"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bodies_nested_to_the_edge_of_what_python_reads_are_all_answered_200(page, post):
+    """Near Python's recursion limit a body can be read (``json.loads``) and yet not be
+    written back (``json.dumps`` runs a few frames deeper): that raised RecursionError, a 500,
+    and Meta would have redelivered the body for hours. Every depth around the edge is now
+    answered 200: stored as its item, or kept as text with the reason."""
+    import sys
+
+    outcomes: dict[str, int] = {}
+    for depth in range(sys.getrecursionlimit() - 350, sys.getrecursionlimit() + 1):
+        item = {"sender": {"id": PSID}, "timestamp": 1, "message": {"mid": f"m_deep_{depth}"}}
+        text = json.dumps({"object": "page", "entry": [{"id": PAGE_ID, "messaging": [item]}]})
+        nest = "[" * depth + "]" * depth
+        body = text.replace('"}}]}]}', f'", "nest": {nest}}}}}]}}]}}').encode()
+        response = post(body, **signed_headers(body))
+        assert response.status_code == 200, depth
+    for row in InboundEvent.objects.all():
+        outcome = row.status if row.status == Status.PENDING else row.error
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert InboundEvent.objects.count() == 351
+    # All three cases were met: read and stored, read but not writable, not readable.
+    assert outcomes[Status.PENDING] > 0
+    assert outcomes["The body is not valid JSON."] > 0
+    assert any(key.startswith("The body could not be stored") for key in outcomes), outcomes
