@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from messenger.identity import user_ref_key
-
 __all__ = [
     "KINDS",
     "CheckoutUpdateEvent",
@@ -74,8 +72,8 @@ _DEDUPE_KEY_MAX = 128  # InboundEvent.dedupe_key
 class Event:
     """What every event has. ``sender_psid`` is the raw ``sender.id``: for an echo that is the
     page itself, so use :attr:`customer_psid` to find the customer of any event.
-    ``sender_user_ref`` is ``sender.user_ref``, which the Chat Plugin sends instead of an id;
-    :attr:`customer_key` names the customer either way (``messenger.identity``)."""
+    ``sender_user_ref`` is ``sender.user_ref``, which the Chat Plugin sends instead of an id
+    (the inbox keys such a customer ``ref:<user_ref>``, see ``messenger.identity``)."""
 
     page_id: str
     sender_psid: str = ""
@@ -86,11 +84,6 @@ class Event:
     @property
     def customer_psid(self) -> str:
         return self.sender_psid
-
-    @property
-    def customer_key(self) -> str:
-        """The customer's PSID, else ``ref:<user_ref>`` for a plugin user, else ``""``."""
-        return self.customer_psid or user_ref_key(self.sender_user_ref) or ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,11 +208,6 @@ class OptinEvent(Event):
     notification_messages_token: str = ""
     notification_messages_status: str = ""
     raw: dict = field(default_factory=dict)
-
-    @property
-    def customer_key(self) -> str:
-        # The Checkbox Plugin's opt-in has no sender: the person is the optin's user_ref.
-        return super().customer_key or user_ref_key(self.user_ref) or ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -392,6 +392,18 @@ def test_wrong_types_become_defaults():
     )
 
 
+def test_a_chat_plugin_sender_is_read_from_its_user_ref():
+    item = {
+        "sender": {"user_ref": "cp-5f1d0c"},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": 1764067200000,
+        "postback": {"mid": "m_cp", "title": "Get Started", "payload": "GET_STARTED"},
+    }
+    event = ev.event_parse(item, page_id=PAGE_ID)
+    assert (event.sender_psid, event.sender_user_ref) == ("", "cp-5f1d0c")
+    assert event.payload == "GET_STARTED"
+
+
 @pytest.mark.parametrize(
     ("timestamp", "expected"),
     [(1764067200000, 1764067200000), ("1764067200000", 1764067200000), (-1, 0), (10**16, 0)],
