@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import DataError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 
 from messenger.models import InboundEvent, MessengerPage
 from messenger.services.inbox_drain import (
@@ -125,10 +125,10 @@ def _store(raw_body: bytes, *, write: Callable[[list[InboundEvent]], None]) -> S
             row.error = "unknown or inactive page"
     try:
         write(rows)
-    except (RecursionError, ValueError, DataError) as error:
+    except (RecursionError, ValueError, DataError, IntegrityError) as error:
         # The database refused what Python read (nesting too deep to serialize, a value jsonb
-        # does not take): keep the body as text instead, with the reason. (Inside a caller's
-        # transaction a refused INSERT has broken it, and this second one raises in turn.)
+        # or a column does not take): keep the body as text instead, with the reason. (Inside
+        # a caller's transaction a refused INSERT has broken it: this second one raises too.)
         logger.warning("webhook: a body could not be stored as JSON (%s)", type(error).__name__)
         rows = [unusable_body_row(raw_body, reason=f"The body could not be stored: {error}")]
         write(rows)

@@ -160,8 +160,14 @@ def _customer_key(item: dict) -> tuple[str, str]:
 def _unusable_part(part: Any, *, page_id: str, reason: str) -> InboundEvent:
     canonical = ev.canonical_json(part)
     digest = hashlib.sha256(f"{page_id}\n{canonical}".encode("utf-8", "surrogatepass"))
+    # An object is kept as it came; anything else (JSON null included, which the column would
+    # take for SQL NULL) inside one.
+    payload = part if isinstance(part, dict) else {"value": part}
     return _unusable(
-        page_id=page_id, payload=part, reason=reason, dedupe_key=f"{UNUSABLE}:{digest.hexdigest()}"
+        page_id=page_id,
+        payload=payload,
+        reason=reason,
+        dedupe_key=f"{UNUSABLE}:{digest.hexdigest()}",
     )
 
 

@@ -262,6 +262,7 @@ def test_one_unusable_item_never_fails_the_batch(page, post):
         {"sender": {}, "recipient": {"id": PAGE_ID}, "message": {"mid": "m_nobody"}},
         {"sender": ["a", "list"], "message": {"mid": "m_list"}},
         "an item that is a string",
+        None,
         message_item(mid="m_last"),
     ]
     body = body_of(*items)
@@ -275,13 +276,14 @@ def test_one_unusable_item_never_fails_the_batch(page, post):
     failed = InboundEvent.objects.filter(status=Status.FAILED)
     assert sorted(failed.values_list("error", flat=True)) == [
         "A messaging item must be an object.",
+        "A messaging item must be an object.",
         "The item's sender has neither an id nor a user_ref.",
         "The item's sender id is not a page-scoped id.",
         "The item's sender id is not a page-scoped id.",
         "The item's sender must be an object.",
     ]
     assert {row.kind for row in failed} == {"unusable"}
-    assert "an item that is a string" in [row.payload for row in failed]
+    assert {"value": "an item that is a string"} in [row.payload for row in failed]
 
 
 def test_chat_plugin_and_checkbox_users_are_stored_under_their_user_ref(page, post):
