@@ -28,7 +28,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 
 from core.locks import try_lock  # noqa: E402
-from messenger.services.inbox import _customer_lock  # noqa: E402
+from messenger.services.inbox_drain import _customer_lock  # noqa: E402
 from messenger.services.outbox import _customer_send_lock  # noqa: E402
 
 
