@@ -72,6 +72,27 @@ def test_app_services_use_production_settings_and_the_compose_servers(compose):
             assert service["depends_on"][dependency]["condition"] == "service_healthy", name
 
 
+def test_every_service_is_started_again_when_it_exits(compose):
+    """The worker exits when Redis drops while it holds unacknowledged tasks (item 17 of
+    issue 12); Docker's restart policy is what brings it back, as honcho's respawn.sh does for
+    make run."""
+    for name in SERVICES:
+        assert compose["services"][name].get("restart") in {"always", "unless-stopped"}, name
+
+
+def test_make_run_keeps_worker_and_beat_up_through_respawn():
+    entries = {}
+    for line in (REPO_DIR / "Procfile.dev").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.split()
+
+    for name in ("worker", "beat"):
+        assert entries[name][:4] == ["scripts/respawn.sh", "celery", "-A", "config"], name
+        assert name in entries[name]
+    assert os.access(REPO_DIR / "scripts" / "respawn.sh", os.X_OK)
+
+
 def test_every_service_has_a_healthcheck(compose):
     for name in SERVICES:
         test = compose["services"][name]["healthcheck"]["test"]

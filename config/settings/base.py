@@ -178,7 +178,15 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60, minimum=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Losing Redis must not end a worker (docs/adr/0009): wait for it at start-up, and after a lost
+# connection keep reconnecting however long it takes (the default gives up after 100 tries
+# and exits). Tasks still running when the connection drops are not killed (Celery's default,
+# set here on purpose): they are idempotent and finish their work, so their redelivery finds it
+# done, where a task killed after its Graph call but before its commit would send twice.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
 CELERY_TIMEZONE = "UTC"
 # The apps add their periodic tasks here (expiry, inbox sweep, reminders) as their issues land.
