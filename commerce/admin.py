@@ -301,4 +301,4 @@ class ProductImageAdmin(MerchantScopedAdmin):
     autocomplete_fields = ["product"]
 
 
-from commerce import admin_orders  # noqa: E402,F401
+from commerce import admin_api_tokens, admin_orders  # noqa: E402,F401

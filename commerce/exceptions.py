@@ -68,3 +68,9 @@ class SubmissionReusedError(ApplicationError):
 
     default_code = "submission_reused"
     status_code = 422
+
+
+class ApiTokenError(ApplicationError):
+    """An API token was refused (unknown, revoked, expired) or cannot be issued or revoked."""
+
+    default_code = "api_token_invalid"

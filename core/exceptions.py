@@ -40,3 +40,10 @@ class ConflictError(ApplicationError):
 
     default_code = "conflict"
     status_code = 409
+
+
+class TooManyAttemptsError(ApplicationError):
+    """Refused until a waiting period ends: ``extra["retry_after_seconds"]`` says how long."""
+
+    default_code = "locked_out"
+    status_code = 429

@@ -7,11 +7,3 @@ class DashboardConfig(AppConfig):
     name = "dashboard"
     verbose_name = "Operators dashboard"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        # The admin's login gets the same failed-attempt throttle as the dashboard's.
-        from django.contrib import admin
-
-        from dashboard.forms_login import ThrottledAdminLoginForm
-
-        admin.site.login_form = ThrottledAdminLoginForm

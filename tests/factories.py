@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from commerce.models import (
+    ApiToken,
     Category,
     Customer,
     Merchant,
@@ -106,3 +107,18 @@ def operator_create(*, username: str | None = None):
     group, _ = Group.objects.get_or_create(name="operators")
     user.groups.add(group)
     return user
+
+
+def api_token_create(*, user, label: str = "tests") -> str:
+    """A live API token for the staff ``user``, issued by the real service: the clear token
+    (only its hash is stored)."""
+    from commerce.services.api_tokens import api_token_issue
+
+    return api_token_issue(user=user, label=label).key
+
+
+def api_token_of(key: str) -> ApiToken:
+    """The stored row of a clear token."""
+    from commerce.services.api_tokens import token_digest
+
+    return ApiToken.objects.get(digest=token_digest(key))

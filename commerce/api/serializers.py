@@ -694,4 +694,9 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField(read_only=True)
+    token = serializers.CharField(
+        read_only=True, help_text="The new token; shown only in this answer, never again."
+    )
+    expires_at = serializers.DateTimeField(
+        read_only=True, help_text="When the token stops working."
+    )

@@ -6,10 +6,8 @@ method, never a 403 that would tell the caller the row exists.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
-from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, ProtectedError, RestrictedError
 from django.utils.translation import gettext as _
@@ -19,16 +17,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import filters as drf_filters
 from rest_framework import status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, PermissionDenied
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle
-from rest_framework.views import APIView
 
 from commerce.api import filters, serializers
+from commerce.api.auth import TokenObtainView, TokenThrottle, TokenUsernameThrottle  # noqa: F401
 from commerce.api.idempotency import (
     E422_REUSED,
     IDEMPOTENCY_KEY,
@@ -498,95 +493,3 @@ class OrderViewSet(ScopedViewSetMixin, viewsets.ReadOnlyModelViewSet):
             status=status.HTTP_201_CREATED,
             headers=replay_headers(event),
         )
-
-
-# -- authentication ----------------------------------------------------------------------------
-
-
-class TokenThrottle(AnonRateThrottle):
-    """10 attempts a minute per client address; a cache outage lets requests through.
-
-    The address is ``REMOTE_ADDR``: ``X-Forwarded-For`` is trusted only when
-    ``REST_FRAMEWORK["NUM_PROXIES"]`` says how many proxies add to it (DRF's default would take
-    any header the client sends, so each guess could claim a new address). Behind a proxy, set
-    it, or every client shares the proxy's allowance.
-
-    Failing open is deliberate: the throttle slows password guessing, and locking every staff
-    member out of the API while Redis is down would be worse. Each failure is logged.
-    """
-
-    scope = "auth_token"
-    rate = "10/min"
-
-    def get_ident(self, request) -> str:
-        if api_settings.NUM_PROXIES is None:
-            return request.META.get("REMOTE_ADDR", "")
-        return super().get_ident(request)
-
-    def allow_request(self, request, view) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except ParseError:
-            raise  # a malformed body (read for the username): the client's 400, not an outage
-        except Exception:
-            logger.warning("API token throttle unavailable (cache error); allowing", exc_info=True)
-            return True
-
-
-class TokenUsernameThrottle(TokenThrottle):
-    """10 attempts a minute per username, from whatever addresses they come."""
-
-    scope = "auth_token_username"
-
-    def get_cache_key(self, request, view) -> str | None:
-        data = request.data
-        username = data.get("username") if hasattr(data, "get") else None
-        if not isinstance(username, str) or not username.strip():
-            return None
-        digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": digest}
-
-
-class TokenObtainView(APIView):
-    """Trade a staff user's username and password for their API token."""
-
-    authentication_classes: list = []
-    permission_classes: list = []
-    throttle_classes = [TokenThrottle, TokenUsernameThrottle]
-
-    @extend_schema(
-        summary="Get an API token (staff users only)",
-        description=(
-            "Send the token back as `Authorization: Token <token>`. The same token is returned "
-            "until it is revoked in the admin. Limited to 10 attempts a minute per address and "
-            "10 per username."
-        ),
-        request=serializers.TokenRequestSerializer,
-        responses={
-            200: serializers.TokenSerializer,
-            400: error_response(
-                "Missing fields, or wrong credentials / not a staff user (one answer for both).",
-                ("credentials", "Unable to log in with these credentials.", "invalid_credentials"),
-            ),
-            429: error_response(
-                "Too many attempts.",
-                ("throttled", "Request was throttled.", "throttled"),
-            ),
-        },
-        auth=[],
-        tags=["auth"],
-    )
-    def post(self, request):
-        serializer = serializers.TokenRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user = authenticate(
-            request=request._request,
-            username=serializer.validated_data["username"],
-            password=serializer.validated_data["password"],
-        )
-        if user is None or not user.is_active or not user.is_staff:
-            raise ApplicationError(
-                _("Unable to log in with these credentials."), code="invalid_credentials"
-            )
-        token, _created = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})

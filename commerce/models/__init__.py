@@ -1,3 +1,4 @@
+from commerce.models.api_tokens import ApiToken
 from commerce.models.carts import Cart, CartLine
 from commerce.models.catalog import Category, Product, ProductImage, Variant
 from commerce.models.customers import Address, Customer
@@ -15,6 +16,7 @@ from commerce.models.stats import DailyFunnel, DailySales, HourlySales
 
 __all__ = [
     "Address",
+    "ApiToken",
     "Cart",
     "CartLine",
     "Category",

@@ -38,7 +38,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "core",
@@ -96,6 +95,13 @@ CACHES = {
     }
 }
 
+# Every password check goes through this backend, which applies one lockout per username and
+# client address to all of them: LOGIN_MAX_FAILURES failures within LOGIN_WINDOW_SECONDS lock
+# the pair until the window ends (core/login_lockout.py, docs/adr/0009).
+AUTHENTICATION_BACKENDS = ["core.auth_backends.LockoutModelBackend"]
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_WINDOW_SECONDS = env_int("LOGIN_WINDOW_SECONDS", 15 * 60, minimum=60)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -143,10 +149,12 @@ FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")
 # Orders.
 STOCK_RESERVATION_MINUTES = env_int("STOCK_RESERVATION_MINUTES", 30, minimum=1)
 
-# REST API.
+# REST API. Tokens are stored hashed and shown once; they expire API_TOKEN_TTL_DAYS after they
+# are issued (commerce/services/api_tokens.py).
+API_TOKEN_TTL_DAYS = env_int("API_TOKEN_TTL_DAYS", 30, minimum=1)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "commerce.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from dashboard import throttle
+from core import login_lockout as throttle
 from tests.factories import staff_create
 
 pytestmark = pytest.mark.django_db

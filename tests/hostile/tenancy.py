@@ -14,10 +14,10 @@ import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import models
-from rest_framework.authtoken.models import Token
 
 from commerce.models import (
     Address,
+    ApiToken,
     Category,
     Customer,
     Merchant,
@@ -30,7 +30,13 @@ from commerce.models import (
 )
 from messenger.models import InboundEvent, MessengerPage, OutboundMessage
 from payments.models import Payment, ProviderEvent, Refund
-from tests.factories import category_create, customer_create, staff_create
+from tests.factories import (
+    api_token_create,
+    api_token_of,
+    category_create,
+    customer_create,
+    staff_create,
+)
 from tests.hostile.conftest import OTHER_PAGE_ID, PAGE_ID, order_place, shop_create
 
 MARK = "Qzalpha"
@@ -112,7 +118,8 @@ def world(db) -> World:
         page=shop.page, customer=customer, order=order, message={"text": f"{MARK} answer"}
     )
     a_staff = staff_create(merchant=a, role=MerchantMembership.Role.OWNER, username="qzalpha_boss")
-    Token.objects.create(user=a_staff)
+    a_key = api_token_create(user=a_staff, label=f"{MARK} integration")
+    a_token = api_token_of(a_key)
 
     b_shop = shop_create(page_id=OTHER_PAGE_ID, token="EAAbetatoken", name="Beta Souq")
     b_owner = staff_create(merchant=b_shop.merchant, role=MerchantMembership.Role.OWNER)
@@ -133,7 +140,7 @@ def world(db) -> World:
         ProviderEvent: event,
         MerchantMembership: MerchantMembership.objects.get(user=a_staff),
         get_user_model(): a_staff,
-        Token: a_staff.auth_token,
+        ApiToken: a_token,
         Address: Address.objects.get(customer=customer),
     }
     for model in list(objects):
@@ -149,7 +156,8 @@ def world(db) -> World:
         order.number,
         a.slug,
         customer.psid,
-        a_staff.auth_token.key,
+        a_key,
+        a_token.digest,
     ]
     return World(a, b_shop.merchant, b_owner, a_staff, objects, markers)
 

@@ -30,7 +30,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
-from rest_framework.authtoken.models import Token
 
 from commerce.models import (
     Category,
@@ -42,6 +41,7 @@ from commerce.models import (
 )
 from messenger.models import MessengerPage
 from payments.models import Payment
+from tests.factories import api_token_create
 from tests.hostile.tenancy import (
     SEARCH,
     World,
@@ -225,8 +225,7 @@ def _admin_actions(route: Route) -> list[str]:
 def as_b(world) -> dict[str, Client]:
     browser = Client()
     browser.force_login(world.b_owner)
-    token = Token.objects.create(user=world.b_owner)
-    api = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api = Client(HTTP_AUTHORIZATION=f"Token {api_token_create(user=world.b_owner)}")
     return {"admin": browser, "dashboard": browser, "api": api}
 
 

@@ -18,9 +18,9 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.urls import get_resolver
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 
 from commerce.models import Cart, Category, Customer, Order, Product, Variant
+from tests.factories import api_token_create
 from tests.hostile.tenancy import (
     World,
     assert_no_leak,
@@ -130,14 +130,14 @@ def test_anonymous_callers_are_refused_by_every_operation(case, world):
 def test_another_merchants_owner_reaches_none_of_merchant_a(case, world):
     """Every id in the path is one of merchant A's rows (of the path's kind): B's owner gets
     404 or 403, lists hold none of A's rows, and nothing of A changes, whatever the body."""
-    token, _ = Token.objects.get_or_create(user=world.b_owner)
+    token = api_token_create(user=world.b_owner)
     before, owned = _state_if_write(case, world)
     aimed = "{id}" in case.path
     if aimed:
         collection = case.path.split("/")[2]
         case.path_parameters["id"] = world.object_for(COLLECTIONS.get(collection)).pk
 
-    response = case.call(headers={"Authorization": f"Token {token.key}"})
+    response = case.call(headers={"Authorization": f"Token {token}"})
 
     what = f"B {case.method} {case.formatted_path}"
     assert response.status_code < 500, what

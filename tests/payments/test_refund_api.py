@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from commerce.models import MerchantMembership, Order
 from payments.models import Refund
-from tests.factories import merchant_create, operator_create, staff_create
+from tests.factories import api_token_create, merchant_create, operator_create, staff_create
 from tests.payments.webhook_helpers import pay
 
 pytestmark = pytest.mark.django_db
@@ -30,8 +29,7 @@ def paid(client, monkeypatch, stripe_stub, make_order):
 def api_as(user=None) -> APIClient:
     api = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user)}")
     return api
 
 

@@ -15,10 +15,9 @@ import pytest
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from commerce.api.views import TokenThrottle
+from commerce.api.auth import TokenThrottle
 from commerce.models import (
     Cart,
     CartLine,
@@ -34,7 +33,9 @@ from commerce.models import (
     Shipment,
     Variant,
 )
+from core import login_lockout
 from tests.factories import (
+    api_token_create,
     category_create,
     customer_create,
     merchant_create,
@@ -146,6 +147,8 @@ def _media(settings, tmp_path):
 def _private_throttle_cache(monkeypatch):
     """Each test counts token attempts from zero, without touching the shared Redis."""
     monkeypatch.setattr(TokenThrottle, "cache", LocMemCache(f"api-tests-{uuid.uuid4()}", {}))
+    # The login lockout shared with the dashboard and the admin (core.login_lockout) too.
+    monkeypatch.setattr(login_lockout, "cache", LocMemCache(f"api-lockout-{uuid.uuid4()}", {}))
 
 
 @pytest.fixture
@@ -170,8 +173,7 @@ def api():
     def make(user=None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token, _created = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user)}")
         return client
 
     return make

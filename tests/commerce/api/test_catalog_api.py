@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from commerce.api.views import TokenThrottle
 from commerce.models import (
+    ApiToken,
     Cart,
     CartLine,
     Category,
@@ -25,6 +25,7 @@ from commerce.models import (
 from commerce.selectors.carts import cart_price
 from tests.commerce.api.conftest import order_create, png_bytes
 from tests.factories import (
+    api_token_of,
     category_create,
     customer_create,
     product_create,
@@ -457,7 +458,7 @@ def test_staff_gets_a_token_that_authenticates(api, shop_a):
     )
     assert response.status_code == 200, response.content
     token = response.json()["token"]
-    assert token == Token.objects.get(user=shop_a.manager).key
+    assert api_token_of(token).user == shop_a.manager
     client = api()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/products/").status_code == 200
@@ -485,16 +486,24 @@ def test_token_is_refused_with_one_answer(api, shop_a, django_user_model, case):
         "code": "invalid_credentials",
         "extra": {},
     }
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
-def test_token_endpoint_is_throttled(api, shop_a):
+def test_token_endpoint_locks_a_username_and_address_after_five_failures(api, shop_a):
+    """The shared login lockout (5 failures) comes before the endpoint's own rate limit (10 a
+    minute): the sixth try is refused even with the right password, and no token is issued."""
     client = api()
     body = {"username": shop_a.manager.username, "password": "wrong"}
-    statuses = [client.post("/api/auth/token/", body, format="json").status_code for _ in range(11)]
-    assert statuses == [400] * 10 + [429]
-    response = client.post("/api/auth/token/", body, format="json")
-    assert response.json()["code"] == "throttled"
+    statuses = [client.post("/api/auth/token/", body, format="json").status_code for _ in range(5)]
+    assert statuses == [400] * 5
+
+    response = client.post("/api/auth/token/", {**body, "password": "pw-123456789"}, format="json")
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "locked_out"
+    assert response.json()["message"] == "Too many failed attempts. Try again in 15 minutes."
+    assert 0 < int(response["Retry-After"]) <= 15 * 60
+    assert not ApiToken.objects.exists()
 
 
 def test_token_throttle_ignores_forged_forwarded_for(api, shop_a):

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.commerce.api.conftest import order_create, shop_create
+from tests.factories import api_token_create
 
 MAX_EXAMPLES = 12
 
@@ -58,9 +59,8 @@ def real_ids(fuzz_shop) -> dict[str, list[int]]:
 
 
 @pytest.fixture
-def token(fuzz_shop, api) -> str:
-    api(fuzz_shop.manager)  # creates the token
-    return fuzz_shop.manager.auth_token.key
+def token(fuzz_shop) -> str:
+    return api_token_create(user=fuzz_shop.manager)
 
 
 @pytest.fixture(autouse=True)

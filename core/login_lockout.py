@@ -1,10 +1,13 @@
-"""Failed sign-ins to the dashboard and the admin, counted per username and IP address.
+"""One lockout for every way of proving a password, per username and client address.
 
-After ``DASHBOARD_LOGIN_MAX_FAILURES`` (5) failures for one username from one address within
-``DASHBOARD_LOGIN_WINDOW_SECONDS`` (15 minutes, counted from the first failure), that pair may
-not try again until the window ends: the login form says so and does not even check the
-password, so guessing costs the attacker the wait and not us a password hash. A correct
-password before the limit clears the count.
+After ``LOGIN_MAX_FAILURES`` (5) failures for one username from one address within
+``LOGIN_WINDOW_SECONDS`` (15 minutes, counted from the first failure), that pair may not try
+again until the window ends, whatever it tries: the dashboard's and the admin's sign-in, the API
+token endpoint, the admin's password change (its "old password"), and anything else that calls
+``django.contrib.auth.authenticate``, because the check and the counting happen in the
+authentication backend (``core.auth_backends.LockoutModelBackend``). A locked pair is refused
+before the password is looked at, so guessing costs the attacker the wait and not us a password
+hash. A correct password before the limit clears the count.
 
 Counters live in the Django cache (Redis in production), so every web process shares them and
 no table is needed. When the cache cannot be reached the counter is skipped and logged: people
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import ngettext
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +34,8 @@ DEFAULT_WINDOW_SECONDS = 15 * 60
 
 def _limits() -> tuple[int, int]:
     return (
-        int(getattr(settings, "DASHBOARD_LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES)),
-        int(getattr(settings, "DASHBOARD_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS)),
+        int(getattr(settings, "LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES)),
+        int(getattr(settings, "LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS)),
     )
 
 
@@ -54,6 +58,15 @@ class Lockout:
     @property
     def minutes(self) -> int:
         return max(1, math.ceil(self.retry_after_seconds / 60))
+
+    @property
+    def message(self) -> str:
+        """What to tell the person (in the active language)."""
+        return ngettext(
+            "Too many failed attempts. Try again in %(minutes)d minute.",
+            "Too many failed attempts. Try again in %(minutes)d minutes.",
+            self.minutes,
+        ) % {"minutes": self.minutes}
 
 
 def login_lockout(*, username: str, address: str, now: float | None = None) -> Lockout | None:
