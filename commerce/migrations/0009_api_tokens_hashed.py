@@ -58,7 +58,7 @@ def legacy_tokens_hash(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commerce', '0007_order_merchant_total_index'),
+        ('commerce', '0008_shipment_submission_key_notice_failed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
