@@ -133,7 +133,7 @@ def test_a_clear_token_of_an_existing_installation_keeps_working_after_the_migra
             "INSERT INTO authtoken_token VALUES (%s, %s, %s)",
             [legacy_key, timezone.now() - timedelta(days=400), manager.pk],
         )
-    migration = importlib.import_module("commerce.migrations.0009_api_tokens_hashed")
+    migration = importlib.import_module("commerce.migrations.0010_api_tokens_hashed")
 
     with connection.schema_editor() as editor:
         migration.legacy_tokens_hash(apps, editor)

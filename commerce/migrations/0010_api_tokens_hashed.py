@@ -58,7 +58,7 @@ def legacy_tokens_hash(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commerce', '0008_shipment_submission_key_notice_failed'),
+        ('commerce', '0009_order_event_refund_failed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
