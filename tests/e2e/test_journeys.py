@@ -11,6 +11,7 @@ one whose details are saved.
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import requests
@@ -20,6 +21,7 @@ from commerce.models import Address, Order, Variant
 from commerce.services.orders import order_expire_due
 from core.money import Money
 from messenger.models import MessengerPage
+from payments.models import Payment
 from tests.e2e.screens import (
     CARD_DECLINED,
     CARD_OK,
@@ -192,6 +194,9 @@ def test_declined_card_then_another_card_and_an_expired_checkout_releases_its_st
     )
     assert expired.json()["expired"] is True
     chat.close_webview()
+    # Stripe's checkout.session.expired reaches the worker first (it holds the order's row
+    # lock while it records the expired payment, and the sweep skips locked orders).
+    _wait_for_payment_status(unpaid, Payment.Status.EXPIRED)
     unpaid.refresh_from_db()
     order_expire_due(now=unpaid.reserved_until + timedelta(seconds=1))  # beat's expiry sweep
     unpaid.refresh_from_db()
@@ -200,6 +205,13 @@ def test_declined_card_then_another_card_and_an_expired_checkout_releases_its_st
     expect(chat.reply_with("was not paid in time")).to_be_visible()
     expect(chat.quick_reply("Try again")).to_be_visible()
     journey.shot("expired")
+
+
+def _wait_for_payment_status(order: Order, status: str, *, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not Payment.objects.filter(order=order, status=status).exists():
+        assert time.monotonic() < deadline, f"no {status} payment for order {order.number}"
+        time.sleep(0.1)
 
 
 def _stripe_session_in(chat: Chat) -> str:

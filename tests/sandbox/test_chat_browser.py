@@ -126,6 +126,12 @@ def test_carousel_quick_replies_and_webview_render_and_taps_reach_the_service(
             replies = page.locator("[data-testid=quick-reply]")
             expect(replies).to_have_text(["More", "emma@example.com", "+14155550123"])
             expect(page.locator("[data-testid=conversation]")).to_have_attribute("dir", "ltr")
+            # Loading is asynchronous: wait for every image to finish (loaded or broken),
+            # then check that each one actually rendered.
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('.card-image img'))"
+                ".every(i => i.complete)"
+            )
             images = page.evaluate(
                 "() => Array.from(document.querySelectorAll('.card-image img'))"
                 ".map(i => i.complete && i.naturalWidth > 0)"
