@@ -79,9 +79,7 @@ class ServiceOwnedColumns(models.Model):
             )
         if update_fields is not None:
             service_owned_fields_refuse(type(self), update_fields)
-            return super().save(
-                force_update=force_update, using=using, update_fields=update_fields
-            )
+            return super().save(force_update=force_update, using=using, update_fields=update_fields)
         deferred = self.get_deferred_fields()
         fields = [
             field.name
